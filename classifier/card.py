@@ -1,0 +1,115 @@
+"""Model cards: the JSON that travels with every model directory.
+
+`model_card.json` is what the engine reads (class names, file names, input
+size) and what people read (how the model was trained and how well it does);
+`MODEL_CARD.md` is the same facts rendered for humans. Its shape is fixed by
+`model_card.schema.json` beside this file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CARD_FILE = "model_card.json"
+MARKDOWN_FILE = "MODEL_CARD.md"
+SCHEMA_FILE = Path(__file__).with_name("model_card.schema.json")
+
+# What the engine needs from a card; the full schema is checked by `validate`.
+_REQUIRED = ("name", "version", "classes", "files", "input")
+
+
+def exists(directory: Path) -> bool:
+    return (Path(directory) / CARD_FILE).is_file()
+
+
+def load(directory: str | Path) -> dict:
+    """Read a model directory's card; raises ValueError if it lacks what serving needs."""
+    path = Path(directory) / CARD_FILE
+    card = json.loads(path.read_text(encoding="utf-8"))
+    missing = [key for key in _REQUIRED if key not in card]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}")
+    return card
+
+
+def validate(card: dict) -> None:
+    """Check a card against the full JSON schema (raises jsonschema.ValidationError)."""
+    import jsonschema  # a development dependency: serving only needs `load`
+
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    jsonschema.validate(card, schema)
+
+
+def write(directory: str | Path, card: dict) -> None:
+    """Write the card as JSON and as Markdown, after checking it against the schema."""
+    validate(card)
+    directory = Path(directory)
+    (directory / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    (directory / MARKDOWN_FILE).write_text(to_markdown(card), encoding="utf-8")
+
+
+def to_markdown(card: dict) -> str:
+    """Render the card for people: the facts first, then how to reproduce them."""
+    inp, training, metrics = card["input"], card["training"], card["metrics"]
+    lines = [
+        f"# Model card: {card['name']} (version {card['version']})", "",
+        card["description"], "",
+        "## At a glance", "",
+        f"- **Classes:** {', '.join(card['classes'])}",
+        f"- **Input:** {inp['width']}x{inp['height']} RGB, {inp['dtype']} pixels 0-255; "
+        f"{inp['resize']}",
+        f"- **Preprocessing:** {inp['preprocessing']}",
+        f"- **Network:** {card['architecture']['summary']}",
+        f"- **Shipped file:** `{card['files']['model']}` "
+        f"({card['architecture']['variant']}, {card['architecture']['size_bytes'] / 1e6:.2f} MB)",
+        "",
+        "## Results", "",
+        "| evaluation set | images | accuracy | notes |",
+        "|---|---:|---:|---|",
+    ]
+    for name, result in metrics.items():
+        lines.append(f"| {name}: {result['dataset']} | {result['n']} | "
+                     f"{100 * result['accuracy']:.2f} % | {result.get('note', '')} |")
+        for subset, sub in result.get("subsets", {}).items():
+            lines.append(f"| &nbsp;&nbsp;subset {subset} | {sub['n']} | "
+                         f"{100 * sub['accuracy']:.2f} % | {sub.get('note', '')} |")
+    for name, result in metrics.items():
+        if "confusion_matrix" not in result:
+            continue
+        labels = result["confusion_matrix"]["labels"]
+        lines += ["", f"**Confusion matrix, {name}** (rows: true class, columns: predicted)", "",
+                  "| | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+        for label, row in zip(labels, result["confusion_matrix"]["matrix"]):
+            lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
+        per_class = result.get("per_class", {})
+        if per_class:
+            lines += ["", "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+            for label, stats in per_class.items():
+                lines.append(f"| {label} | {stats['precision']:.3f} | {stats['recall']:.3f} | "
+                             f"{stats['f1']:.3f} | {stats['support']} |")
+        if "roc_auc" in result:
+            lines += ["", f"ROC AUC: {result['roc_auc']:.4f}"]
+    lines += ["", "## Export variants", "",
+              "Every variant evaluated on the same images; median single-thread latency "
+              "measured with the LiteRT runtime on the training machine.", "",
+              "| variant | size | accuracy | p50 latency | shipped |", "|---|---:|---:|---:|---|"]
+    for variant in card["variants"]:
+        shipped = "yes" if variant["name"] == card["architecture"]["variant"] else ""
+        lines.append(f"| {variant['name']} | {variant['size_bytes'] / 1e6:.2f} MB | "
+                     f"{100 * variant['accuracy']:.2f} % ({variant['evaluated_on']}) | "
+                     f"{variant['latency_ms_p50']:.2f} ms | {shipped} |")
+    lines += ["", "## Training", ""]
+    for split, counts in training["data"].items():
+        per_class = ", ".join(f"{k} {v}" for k, v in counts["per_class"].items())
+        per_source = ", ".join(f"{k} {v}" for k, v in counts["per_source"].items())
+        lines.append(f"- **{split}** ({counts['total']}): {per_class}. By source: {per_source}.")
+    if training.get("excluded"):
+        lines.append(f"- Excluded by review: {', '.join(training['excluded'])}")
+    lines += ["", "Settings:", ""]
+    lines += [f"- `{key}`: {value}" for key, value in training["settings"].items()]
+    lines += ["", f"Epochs run: {training['epochs_run']}. "
+              f"Wall time: {training['duration_s'] / 60:.1f} min on {training['machine']}.",
+              "", "## Base weights", "", card["base_weights"]["attribution"], "",
+              "## Reproduce", "", "```", card["reproduce"], "```", ""]
+    return "\n".join(lines)

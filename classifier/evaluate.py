@@ -1,0 +1,240 @@
+"""Evaluate a model directory on a folder of labelled photos.
+
+    python -m classifier.evaluate models/hotdog ../shared/datasets/hotdog/test \\
+        --subset "food=dtu_hotdog_*,dtu_chilidog_*,dtu_frankfurter_*,dtu_food_*" --out build/eval
+
+Runs the model exactly as the server does (LiteRT, same intake) and reports
+accuracy, per-class precision / recall / F1, the confusion matrix, ROC AUC for
+two classes, results per file-name source and per named subset, and every
+misclassified file with its scores. Writes `report.json` and, with --out, PNG
+plots: confusion matrix, ROC curve and a contact sheet of the worst mistakes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from classifier import card as model_card
+from classifier import dataset
+from classifier.dataset import Example
+from classifier.engine import Model
+from classifier.settings import shared_dir
+
+log = logging.getLogger(__name__)
+
+
+# -- predicting --------------------------------------------------------------
+
+def predict_pixels(model: Model, pixels: np.ndarray) -> np.ndarray:
+    """Class probabilities (N x classes) for uint8 pixels already at the input size."""
+    return np.array([[p.scores[label] for label in model.labels]
+                     for p in model.predict_batch(list(pixels))], np.float32)
+
+
+def median_latency_ms(model: Model, pixels: np.ndarray, repeats: int = 50) -> float:
+    """Median wall time of one single-image inference, after the engine's warm-up."""
+    timings = []
+    for i in range(repeats):
+        image = pixels[i % len(pixels)]
+        start = time.perf_counter()
+        model.predict_pixels(image)
+        timings.append((time.perf_counter() - start) * 1000)
+    return statistics.median(timings)
+
+
+# -- scoring -----------------------------------------------------------------
+
+def score(probabilities: np.ndarray, labels: np.ndarray, examples: Sequence[Example],
+          classes: Sequence[str], dataset_name: str,
+          subsets: dict[str, list[str]] | None = None) -> dict:
+    """Model-card-shaped metrics for predictions on a labelled set."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+
+    predicted = probabilities.argmax(axis=1)
+    correct = predicted == labels
+    indices = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=indices, zero_division=0)
+    result = {
+        "dataset": dataset_name,
+        "n": int(len(labels)),
+        "accuracy": float(correct.mean()),
+        "per_class": {classes[i]: {"precision": float(precision[i]), "recall": float(recall[i]),
+                                   "f1": float(f1[i]), "support": int(support[i])}
+                      for i in indices},
+        "confusion_matrix": {"labels": list(classes),
+                             "matrix": confusion_matrix(labels, predicted, labels=indices).tolist()},
+    }
+    if len(classes) == 2 and len(set(labels.tolist())) == 2:
+        result["roc_auc"] = float(roc_auc_score(labels, probabilities[:, 1]))
+    by_source: dict[str, list[bool]] = defaultdict(list)
+    for example, ok in zip(examples, correct):
+        by_source[example.source].append(bool(ok))
+    result["by_source"] = {source: {"n": len(oks), "accuracy": sum(oks) / len(oks)}
+                           for source, oks in sorted(by_source.items())}
+    if subsets:
+        result["subsets"] = {}
+        for name, patterns in subsets.items():
+            chosen = np.array([dataset.matches(patterns)(e) for e in examples])
+            if chosen.any():
+                result["subsets"][name] = {
+                    "n": int(chosen.sum()), "accuracy": float(correct[chosen].mean()),
+                    "note": "files matching " + ", ".join(patterns)}
+    return result
+
+
+def mistakes(probabilities: np.ndarray, labels: np.ndarray, examples: Sequence[Example],
+             classes: Sequence[str]) -> list[dict]:
+    """Misclassified files, most confidently wrong first."""
+    wrong = np.flatnonzero(probabilities.argmax(axis=1) != labels)
+    rows = [{"file": examples[i].path.name, "true": classes[labels[i]],
+             "predicted": classes[int(probabilities[i].argmax())],
+             "scores": {c: round(float(p), 4) for c, p in zip(classes, probabilities[i])},
+             "true_score": float(probabilities[i, labels[i]])} for i in wrong]
+    return sorted(rows, key=lambda row: row["true_score"])
+
+
+# -- plots -------------------------------------------------------------------
+
+def save_plots(result: dict, probabilities: np.ndarray, labels: np.ndarray,
+               examples: Sequence[Example], out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
+
+    written = []
+    matrix = np.array(result["confusion_matrix"]["matrix"])
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ConfusionMatrixDisplay(matrix, display_labels=result["confusion_matrix"]["labels"]).plot(
+        ax=ax, colorbar=False, cmap="Blues")
+    ax.set_title(f"{result['dataset']}: accuracy {100 * result['accuracy']:.2f} %")
+    fig.tight_layout()
+    written.append(out_dir / "confusion_matrix.png")
+    fig.savefig(written[-1], dpi=120)
+    plt.close(fig)
+
+    if "roc_auc" in result:
+        fig, ax = plt.subplots(figsize=(5, 4.5))
+        RocCurveDisplay.from_predictions(labels, probabilities[:, 1], ax=ax,
+                                         name=result["confusion_matrix"]["labels"][1])
+        ax.set_title(f"ROC, AUC {result['roc_auc']:.4f}")
+        fig.tight_layout()
+        written.append(out_dir / "roc_curve.png")
+        fig.savefig(written[-1], dpi=120)
+        plt.close(fig)
+
+    wrong = mistakes(probabilities, labels, examples, result["confusion_matrix"]["labels"])
+    if wrong:
+        written.append(out_dir / "worst_mistakes.png")
+        _contact_sheet(wrong[:24], {e.path.name: e.path for e in examples}, written[-1])
+    return written
+
+
+def _contact_sheet(rows: list[dict], paths: dict[str, Path], out: Path,
+                   columns: int = 6, cell: int = 180) -> None:
+    from PIL import Image, ImageDraw
+
+    sheet_rows = (len(rows) + columns - 1) // columns
+    sheet = Image.new("RGB", (columns * cell, sheet_rows * (cell + 30)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, row in enumerate(rows):
+        x, y = (i % columns) * cell, (i // columns) * (cell + 30)
+        with Image.open(paths[row["file"]]) as photo:
+            photo = photo.convert("RGB")
+            photo.thumbnail((cell - 6, cell - 6))
+            sheet.paste(photo, (x + 3, y + 3))
+        draw.text((x + 3, y + cell - 2), f"true {row['true']} ({row['true_score']:.2f})", fill="black")
+        draw.text((x + 3, y + cell + 12), row["file"][:28], fill="gray")
+    sheet.save(out)
+
+
+# -- command line -------------------------------------------------------------
+
+def parse_mapping(items: Sequence[str], what: str) -> dict[str, str]:
+    """['a=b', ...] -> {'a': 'b'}; used for --label-map and --subset."""
+    mapping = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise SystemExit(f"{what} takes NAME=VALUE, got {item!r}")
+        mapping[key] = value
+    return mapping
+
+
+def parse_subsets(items: Sequence[str]) -> dict[str, list[str]]:
+    return {name: value.split(",") for name, value in parse_mapping(items, "--subset").items()}
+
+
+def evaluate_folder(model: Model, data_dir: Path, *, label_map: dict[str, str] | None = None,
+                    subsets: dict[str, list[str]] | None = None, progress=iter
+                    ) -> tuple[dict, np.ndarray, np.ndarray, list[Example]]:
+    examples = dataset.scan_labelled(data_dir, model.labels, label_map)
+    pixels, labels, examples, skipped = dataset.load_arrays(examples, model.input_size, progress)
+    if skipped:
+        log.warning("%d unreadable files skipped", len(skipped))
+    probabilities = predict_pixels(model, pixels)
+    name = dataset.describe_location(data_dir, shared_dir())
+    return (score(probabilities, labels, examples, model.labels, name, subsets),
+            probabilities, labels, examples)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m classifier.evaluate",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("data_dir", type=Path, help="one sub-folder per class")
+    parser.add_argument("--label-map", nargs="*", default=[], metavar="FOLDER=CLASS",
+                        help="treat a sub-folder as one of the model's classes")
+    parser.add_argument("--subset", nargs="*", default=[], metavar="NAME=GLOB[,GLOB]",
+                        help="also report accuracy on the files matching these name patterns")
+    parser.add_argument("--out", type=Path, help="folder for report.json and the plots")
+    parser.add_argument("--record", metavar="NAME",
+                        help="also record the result in the model card's metrics as NAME")
+    parser.add_argument("--note", help="a note on the data, kept with a --record result")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    from tqdm import tqdm
+
+    model = Model.from_directory(args.model_dir)
+    try:
+        result, probabilities, labels, examples = evaluate_folder(
+            model, args.data_dir, label_map=parse_mapping(args.label_map, "--label-map"),
+            subsets=parse_subsets(args.subset), progress=lambda xs: tqdm(xs, desc="reading"))
+    except dataset.DataError as exc:
+        parser.error(str(exc))
+    report = {"model": model.describe(), **result,
+              "mistakes": mistakes(probabilities, labels, examples, model.labels)}
+    print(f"{result['dataset']}: accuracy {100 * result['accuracy']:.2f} % on {result['n']} images")
+    for name, sub in result.get("subsets", {}).items():
+        print(f"  subset {name}: {100 * sub['accuracy']:.2f} % on {sub['n']}")
+    if "roc_auc" in result:
+        print(f"  ROC AUC {result['roc_auc']:.4f}")
+    print("  confusion matrix (rows true):", result["confusion_matrix"]["matrix"])
+    print(f"  {len(report['mistakes'])} mistakes")
+    if args.record:
+        card = model_card.load(args.model_dir)
+        card["metrics"][args.record] = {**result, **({"note": args.note} if args.note else {})}
+        model_card.write(args.model_dir, card)
+        print(f"recorded as {args.record!r} in {args.model_dir / model_card.CARD_FILE}")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        written = save_plots(result, probabilities, labels, examples, args.out)
+        print("wrote", ", ".join(str(p) for p in [args.out / "report.json", *written]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Image intake: untrusted bytes in, a model-ready RGB pixel array out.
+
+Training and serving both read photos through `load_pixels`, so the pixels the
+network learned from and the pixels it is asked about are produced by exactly
+the same code. Everything a phone or a hostile client can send is handled here:
+EXIF rotation, transparency, palette / greyscale / CMYK / 16-bit modes, the first
+frame of animations, huge photos (decoded at reduced scale) and decompression
+bombs (refused before any pixel is decoded).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+try:  # Phones send HEIC; the plugin is optional so training machines need not have it.
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    _HEIF_FORMATS = ("HEIF",)
+except ImportError:  # pragma: no cover - pillow-heif is in requirements.txt
+    _HEIF_FORMATS = ()
+
+#: Pillow format names we agree to parse. Restricting `Image.open` to these keeps
+#: exotic decoders (EPS runs Ghostscript, for one) away from user input.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", *_HEIF_FORMATS)
+
+#: Default ceiling on width x height: a 36-megapixel camera photo passes, a
+#: 30 000 x 30 000 "bomb" (900 MP) is refused before decoding.
+DEFAULT_MAX_PIXELS = 40_000_000
+
+# Never silently accept half an image; a truncated upload is an error.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+# We enforce our own, lower pixel limit before decoding; keep Pillow's as a backstop.
+Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS * 2
+
+_WHITE = (255, 255, 255)
+
+
+class ImageError(ValueError):
+    """An upload that cannot be turned into a photo. `code` is stable for API clients."""
+
+    code = "invalid_image"
+    status = 422
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class EmptyImage(ImageError):
+    code = "empty_file"
+    status = 400
+
+
+class UnsupportedImage(ImageError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+class CorruptImage(ImageError):
+    code = "corrupt_image"
+    status = 422
+
+
+class ImageTooLarge(ImageError):
+    code = "image_too_large"
+    status = 422
+
+
+def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode `data` into an upright 8-bit RGB image.
+
+    `draft_size` lets JPEGs decode at a reduced DCT scale that is still at least
+    that size, which makes a 12-megapixel photo several times cheaper to read.
+    Raises an `ImageError` subclass for anything that is not a usable photo.
+    """
+    if not data:
+        raise EmptyImage("The file is empty (0 bytes).")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+            width, height = image.size
+            if width < 1 or height < 1:
+                raise CorruptImage("The image has no pixels.")
+            if width * height > max_pixels:
+                raise ImageTooLarge(
+                    f"The image is {width}x{height} pixels; the limit is "
+                    f"{max_pixels / 1e6:.0f} megapixels.")
+            if draft_size and image.format == "JPEG":
+                image.draft("RGB", draft_size)
+            image.load()  # decodes the first frame only
+            return _to_rgb(ImageOps.exif_transpose(image))
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise UnsupportedImage(
+            "This is not an image in a supported format "
+            f"({', '.join(ACCEPTED_FORMATS)}).") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLarge("The image is too large to decode safely.") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
+            struct.error, ZeroDivisionError, MemoryError) as exc:
+        # Pillow's decoders signal damaged data with a zoo of exception types.
+        raise CorruptImage(f"The image data is damaged or truncated ({_short(exc)}).") from None
+
+
+def fit_to_input(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """Resize the whole photo (no crop, so an off-centre hot dog stays in view)
+    to the network's input size; returns uint8 pixels shaped (height, width, 3)."""
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def load_pixels(data: bytes, size: tuple[int, int], *,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Untrusted bytes -> uint8 array of shape (height, width, 3) ready for the model."""
+    image = decode_image(data, max_pixels=max_pixels, draft_size=size)
+    return fit_to_input(image, size)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        image = _high_depth_to_8bit(image)
+        mode = image.mode
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    elif mode in ("LA", "PA", "La", "RGBa"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        background = Image.new("RGB", image.size, _WHITE)
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    return image.convert("RGB")  # 1, L, P, CMYK, YCbCr, LAB, HSV
+
+
+def _high_depth_to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit / 32-bit greyscale to 8-bit by scaling, not clipping (Pillow clips)."""
+    pixels = np.asarray(image, dtype=np.float64)
+    if image.mode == "F" and pixels.size and pixels.max() <= 1.0:
+        pixels = pixels * 255.0
+    elif pixels.size and pixels.max() > 255:
+        pixels = pixels / 257.0  # 65535 -> 255
+    return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "L")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."

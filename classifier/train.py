@@ -1,0 +1,439 @@
+"""Train an image classifier by transfer learning from ImageNet MobileNetV2.
+
+    python -m classifier.train DATA_DIR --out models/NAME [options]
+
+DATA_DIR holds one sub-folder of photos per class; any number of classes >= 2
+works. The run reads top to bottom like this:
+
+1. **Data.** Photos are read through `classifier.intake` (the server's own
+   intake), so training and serving see identical pixels. Extra folders can be
+   added to a class (`--add not_hotdog=DIR`), reviewed mistakes dropped
+   (`--exclude FILE`), a seeded share of some photos held out untouched as an
+   independent check (`--holdout GLOB`), and a stratified, seeded validation
+   split taken (or an explicit `--val-dir`).
+2. **Model.** MobileNetV2's ImageNet features (weights from a local file) under
+   a small softmax head. Pixel scaling lives inside the model, so the exported
+   file takes plain 0-255 RGB and no caller re-implements preprocessing.
+3. **Phase 1: head.** The base is frozen and only the head learns, on augmented
+   photos (flips, rotation, zoom, brightness, contrast), class-weighted when the
+   classes are unbalanced.
+4. **Phase 2: fine-tuning.** The top blocks of the base learn too, at a low
+   learning rate, with every BatchNormalization layer kept frozen (its
+   statistics were estimated on ImageNet and small batches would wreck them).
+   Both phases stop early on validation loss and keep the best weights.
+5. **Export.** TFLite float32, float16 and full-integer int8 (calibrated on
+   training photos); every variant is evaluated and timed, and the smallest one
+   within `--max-quantisation-loss` of float32 accuracy is shipped.
+6. **Model card.** `model_card.json` and `MODEL_CARD.md`: classes, input,
+   metrics of the shipped file, data counts, settings and this exact command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+
+import numpy as np
+
+from classifier import card as model_card
+from classifier import dataset, evaluate
+from classifier.dataset import DataError, Example
+from classifier.engine import Model
+from classifier.settings import PROJECT_ROOT, default_base_weights, shared_dir
+
+log = logging.getLogger("classifier.train")
+
+ATTRIBUTION = ("MobileNetV2 weights derived from Google's TensorFlow models (Apache-2.0), "
+               "via google-coral/test_data")
+# The variants in the order we prefer them when accuracy ties: smallest first.
+VARIANT_PREFERENCE = ("int8", "float16", "float32")
+
+
+# == 1. Settings ===============================================================
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m classifier.train",
+                                description="Transfer-learn a MobileNetV2 classifier.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("data_dir", type=Path, help="one sub-folder of photos per class")
+    p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    p.add_argument("--name", help="model name (default: the --out folder's name)")
+    p.add_argument("--description", default="An image classifier.",
+                   help="one paragraph for the model card")
+    data = p.add_argument_group("data")
+    data.add_argument("--add", nargs="*", default=[], metavar="CLASS=DIR",
+                      help="add every photo under DIR to CLASS")
+    data.add_argument("--exclude", type=Path, help="file of photo names to leave out")
+    data.add_argument("--val-dir", type=Path, help="explicit validation folder")
+    data.add_argument("--val-fraction", type=float, default=0.15,
+                      help="share of training photos used for validation")
+    data.add_argument("--holdout", nargs="*", default=[], metavar="GLOB",
+                      help="hold out a share of the photos matching these names")
+    data.add_argument("--holdout-fraction", type=float, default=0.3)
+    data.add_argument("--test-dir", type=Path, help="labelled test folder for the card")
+    data.add_argument("--subset", nargs="*", default=[], metavar="NAME=GLOB[,GLOB]",
+                      help="also report test accuracy on these file-name subsets")
+    model = p.add_argument_group("model")
+    model.add_argument("--base-weights", default=str(default_base_weights()),
+                       help="MobileNetV2 no-top .h5 file; 'imagenet' downloads Keras's "
+                            "(needs network); 'random' starts untrained (smoke tests)")
+    model.add_argument("--alpha", type=float, default=1.0,
+                       help="MobileNetV2 width; must match the weights file")
+    model.add_argument("--image-size", type=int, default=224)
+    model.add_argument("--dropout", type=float, default=0.2)
+    fit = p.add_argument_group("training")
+    fit.add_argument("--batch-size", type=int, default=32)
+    fit.add_argument("--head-epochs", type=int, default=6)
+    fit.add_argument("--head-lr", type=float, default=1e-3)
+    fit.add_argument("--fine-tune-epochs", type=int, default=10)
+    fit.add_argument("--fine-tune-blocks", type=int, default=4,
+                     help="how many of MobileNetV2's 16 top inverted-residual blocks learn "
+                          "in phase 2 (0 skips phase 2)")
+    fit.add_argument("--fine-tune-lr", type=float, default=5e-5)
+    fit.add_argument("--label-smoothing", type=float, default=0.1)
+    fit.add_argument("--patience", type=int, default=3, help="early-stopping patience")
+    fit.add_argument("--seed", type=int, default=42)
+    export = p.add_argument_group("export")
+    export.add_argument("--calibration-images", type=int, default=200,
+                        help="training photos used to calibrate int8 ranges")
+    export.add_argument("--max-quantisation-loss", type=float, default=0.005,
+                        help="largest accuracy loss against float32 a shipped variant may have")
+    export.add_argument("--work-dir", type=Path,
+                        help="where every variant and the Keras model are kept "
+                             "(default: build/NAME)")
+    args = p.parse_args(argv)
+    args.name = args.name or args.out.name
+    args.work_dir = args.work_dir or PROJECT_ROOT / "build" / args.name
+    return args
+
+
+# == 2. Data ===================================================================
+
+@dataclass
+class Splits:
+    classes: list[str]
+    train: list[Example]
+    validation: list[Example]
+    holdout: list[Example]
+    excluded: list[str]
+
+
+def gather(args: argparse.Namespace) -> Splits:
+    classes, examples = dataset.scan_classes(args.data_dir)
+    for item in args.add:
+        name, _, folder = item.partition("=")
+        if name not in classes:
+            raise DataError(f"--add {item}: {name!r} is not a class ({classes})")
+        files = dataset.image_files(Path(folder))
+        if not files:
+            raise DataError(f"--add {item}: no images under {folder}")
+        examples += [Example(path, classes.index(name)) for path in files]
+    excluded = []
+    if args.exclude:
+        names = dataset.read_name_list(args.exclude)
+        excluded = sorted(e.path.name for e in examples if e.path.name in names)
+        examples = [e for e in examples if e.path.name not in names]
+    examples, holdout = dataset.split_off(examples, args.holdout_fraction if args.holdout else 0,
+                                          args.seed, dataset.matches(args.holdout))
+    if args.val_dir:
+        validation = dataset.scan_labelled(args.val_dir, classes)
+    else:
+        examples, validation = dataset.split_off(examples, args.val_fraction, args.seed + 1)
+    for index, name in enumerate(classes):
+        if not any(e.label == index for e in examples):
+            raise DataError(f"class {name!r} has no training photos left after the splits")
+    if not validation:
+        raise DataError("the validation split is empty; add photos or raise --val-fraction")
+    return Splits(classes, examples, validation, holdout, excluded)
+
+
+def read(examples: Sequence[Example], size: tuple[int, int], what: str):
+    from tqdm import tqdm
+
+    pixels, labels, kept, skipped = dataset.load_arrays(
+        examples, size, lambda xs: tqdm(xs, desc=f"reading {what}", unit="photo"))
+    if skipped:
+        log.warning("%s: skipped %d unreadable photos", what, len(skipped))
+    return pixels, labels, kept, len(skipped)
+
+
+# == 3. Model ==================================================================
+
+def build_model(num_classes: int, args: argparse.Namespace):
+    import keras
+
+    weights = {"random": None}.get(args.base_weights, args.base_weights)
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        raise DataError(f"base weights not found: {weights} (set --base-weights or "
+                        "NOTHOTDOG_SHARED)")
+    shape = (args.image_size, args.image_size, 3)
+    base = keras.applications.MobileNetV2(input_shape=shape, include_top=False,
+                                          alpha=args.alpha, weights=weights)
+    base.trainable = False
+    pixels = keras.Input(shape, name="pixels")  # float 0-255 RGB
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="to_minus1_plus1")(pixels)
+    x = base(x, training=False)  # BatchNorm stays in inference mode, even when fine-tuning
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dropout(args.dropout, seed=args.seed, name="dropout")(x)
+    scores = keras.layers.Dense(num_classes, activation="softmax", name="scores")(x)
+    return keras.Model(pixels, scores, name=args.name), base
+
+
+def augmenter(seed: int):
+    """Photo-level changes a real photo could plausibly have; values in 0-255."""
+    import keras
+
+    layers = keras.layers
+    return keras.Sequential([
+        layers.RandomFlip("horizontal", seed=seed),
+        layers.RandomRotation(0.06, fill_mode="reflect", seed=seed + 1),   # about +-20 degrees
+        layers.RandomZoom((-0.25, 0.05), fill_mode="reflect", seed=seed + 2),  # mostly zoom in
+        layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed + 3),
+        layers.RandomContrast(0.2, seed=seed + 4),
+    ], name="augment")
+
+
+def make_dataset(pixels, labels, num_classes, batch_size, *, class_weights=None,
+                 augment=None, seed=0):
+    import tensorflow as tf
+
+    weights = np.ones(len(labels), np.float32) if class_weights is None else \
+        class_weights[labels].astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((pixels, labels, weights))
+    if augment is not None:
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+
+    def prepare(x, y, w):
+        x = tf.cast(x, tf.float32)
+        if augment is not None:
+            x = tf.clip_by_value(augment(x, training=True), 0.0, 255.0)
+        return x, tf.one_hot(y, num_classes), w
+
+    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE,
+                  deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Weights so every class counts as much as the others overall."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    return len(labels) / (num_classes * np.maximum(counts, 1))
+
+
+def fit(model, train_ds, val_ds, *, epochs: int, learning_rate: float, args) -> int:
+    """Compile and fit with early stopping; returns the number of epochs run."""
+    import keras
+
+    if epochs <= 0:
+        return 0
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
+                  metrics=["accuracy"])
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience,
+                                         restore_best_weights=True)
+    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=[stop],
+                        verbose=1 if sys.stdout.isatty() else 2)
+    return len(history.history["loss"])
+
+
+def unfreeze_top_blocks(base, blocks: int) -> int:
+    """Let the top `blocks` inverted-residual blocks (and the final 1x1 conv) learn,
+    every BatchNormalization layer excepted. Returns how many layers now learn."""
+    import keras
+
+    if not 0 < blocks <= 16:
+        raise ValueError("--fine-tune-blocks must be between 1 and 16")
+    first = f"block_{17 - blocks}_expand"
+    names = [layer.name for layer in base.layers]
+    start = names.index(first)
+    base.trainable = True
+    for i, layer in enumerate(base.layers):
+        layer.trainable = i >= start and not isinstance(layer, keras.layers.BatchNormalization)
+    return sum(layer.trainable for layer in base.layers)
+
+
+# == 4. Export and evaluation ==================================================
+
+def export_variants(model, calibration, work_dir: Path) -> dict[str, Path]:
+    from classifier.export import VARIANTS, to_tflite
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for variant in VARIANTS:
+        log.info("exporting %s", variant)
+        paths[variant] = work_dir / f"model_{variant}.tflite"
+        paths[variant].write_bytes(to_tflite(model, variant, calibration))
+    return paths
+
+
+def compare_variants(paths: dict[str, Path], classes, pixels, labels, examples,
+                     evaluated_on: str) -> list[dict]:
+    rows = []
+    for variant, path in paths.items():
+        model = Model(path, classes, name=variant)
+        probabilities = evaluate.predict_pixels(model, pixels)
+        rows.append({"name": variant, "size_bytes": path.stat().st_size,
+                     "accuracy": float((probabilities.argmax(1) == labels).mean()),
+                     "evaluated_on": evaluated_on,
+                     "latency_ms_p50": round(evaluate.median_latency_ms(model, pixels), 3)})
+        log.info("%-8s %6.2f MB  accuracy %.4f  p50 %.2f ms", variant, rows[-1]["size_bytes"] / 1e6,
+                 rows[-1]["accuracy"], rows[-1]["latency_ms_p50"])
+    return rows
+
+
+def choose_variant(rows: list[dict], max_loss: float) -> str:
+    reference = next(r for r in rows if r["name"] == "float32")["accuracy"]
+    good = {r["name"] for r in rows if r["accuracy"] >= reference - max_loss - 1e-12}
+    return next(name for name in VARIANT_PREFERENCE if name in good)
+
+
+def reproduce_command(argv: Sequence[str]) -> str:
+    """This run's command line, with machine-specific paths made relative."""
+    shared = {str(shared_dir().resolve()), str(shared_dir())}
+    words = []
+    for word in argv:
+        for prefix in sorted(shared, key=len, reverse=True):
+            word = word.replace(prefix, "../shared")
+        words.append(word.replace(str(PROJECT_ROOT) + os.sep, ""))
+    return "python -m classifier.train " + " ".join(shlex.quote(w) for w in words)
+
+
+# == 5. The run ================================================================
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    started = time.monotonic()
+
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(args.seed)
+    tf.config.experimental.enable_op_determinism()
+
+    try:
+        splits = gather(args)
+    except DataError as exc:
+        log.error("%s", exc)
+        return 2
+    classes, size = splits.classes, (args.image_size, args.image_size)
+    train_x, train_y, splits.train, skipped_train = read(splits.train, size, "training photos")
+    val_x, val_y, splits.validation, skipped_val = read(splits.validation, size, "validation photos")
+    log.info("classes %s; training %s; validation %s", classes,
+             np.bincount(train_y, minlength=len(classes)).tolist(),
+             np.bincount(val_y, minlength=len(classes)).tolist())
+
+    weights = balanced_class_weights(train_y, len(classes))
+    train_ds = make_dataset(train_x, train_y, len(classes), args.batch_size,
+                            class_weights=weights, augment=augmenter(args.seed), seed=args.seed)
+    val_ds = make_dataset(val_x, val_y, len(classes), 2 * args.batch_size)
+
+    try:
+        model, base = build_model(len(classes), args)
+    except DataError as exc:
+        log.error("%s", exc)
+        return 2
+    log.info("phase 1: training the head on a frozen base")
+    head_epochs = fit(model, train_ds, val_ds, epochs=args.head_epochs,
+                      learning_rate=args.head_lr, args=args)
+    fine_epochs = 0
+    if args.fine_tune_blocks > 0 and args.fine_tune_epochs > 0:
+        learning = unfreeze_top_blocks(base, args.fine_tune_blocks)
+        log.info("phase 2: fine-tuning the top %d blocks (%d layers learn)",
+                 args.fine_tune_blocks, learning)
+        fine_epochs = fit(model, train_ds, val_ds, epochs=args.fine_tune_epochs,
+                          learning_rate=args.fine_tune_lr, args=args)
+    train_seconds = time.monotonic() - started
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    model.save(args.work_dir / "model.keras")
+
+    # Export every variant; compare them on the test photos when given, else validation.
+    rng = np.random.default_rng(args.seed)
+    calibration = train_x[rng.permutation(len(train_x))[:args.calibration_images]]
+    paths = export_variants(model, calibration, args.work_dir)
+    if args.test_dir:
+        test_examples = dataset.scan_labelled(args.test_dir, classes)
+        test_x, test_y, test_examples, _ = read(test_examples, size, "test photos")
+        compare_on = (test_x, test_y, test_examples,
+                      dataset.describe_location(args.test_dir, shared_dir()))
+    else:
+        compare_on = (val_x, val_y, splits.validation, "validation split")
+    variants = compare_variants(paths, classes, *compare_on)
+    chosen = choose_variant(variants, args.max_quantisation_loss)
+    log.info("shipping the %s variant", chosen)
+
+    # The shipped file is what every metric in the card describes.
+    args.out.mkdir(parents=True, exist_ok=True)
+    shipped = args.out / "model.tflite"
+    shipped.write_bytes(paths[chosen].read_bytes())
+    (args.out / "labels.txt").write_text("\n".join(classes) + "\n", encoding="utf-8")
+    engine = Model(shipped, classes, name=args.name)
+    metrics = {"validation": evaluate.score(
+        evaluate.predict_pixels(engine, val_x), val_y, splits.validation, classes,
+        "validation split of the training data",
+        evaluate.parse_subsets(args.subset))}
+    if splits.holdout:
+        hold_x, hold_y, splits.holdout, _ = read(splits.holdout, size, "held-out photos")
+        metrics["holdout"] = evaluate.score(
+            evaluate.predict_pixels(engine, hold_x), hold_y, splits.holdout, classes,
+            f"held-out {', '.join(args.holdout)} training photos (never trained on)")
+    if args.test_dir:
+        test_x, test_y, test_examples, name = compare_on
+        metrics["test"] = evaluate.score(evaluate.predict_pixels(engine, test_x), test_y,
+                                         test_examples, classes, name,
+                                         evaluate.parse_subsets(args.subset))
+
+    data_counts = {"train": dataset.counts(splits.train, classes),
+                   "validation": dataset.counts(splits.validation, classes)}
+    if splits.holdout:
+        data_counts["holdout"] = dataset.counts(splits.holdout, classes)
+    settings = {key: value for key, value in sorted(vars(args).items())
+                if key not in ("out", "work_dir", "data_dir", "val_dir", "test_dir",
+                               "add", "exclude", "base_weights", "description", "name", "subset")}
+    settings["unreadable_photos_skipped"] = skipped_train + skipped_val
+    settings["class_weights"] = {c: round(float(w), 4) for c, w in zip(classes, weights)}
+    card = {
+        "schema_version": 1,
+        "name": args.name,
+        "version": dt.date.today().isoformat(),
+        "description": args.description,
+        "classes": classes,
+        "files": {"model": shipped.name, "labels": "labels.txt"},
+        "input": {"width": args.image_size, "height": args.image_size, "channels": 3,
+                  "dtype": "uint8", "color": "RGB",
+                  "resize": "EXIF orientation applied, transparency composited on white, "
+                            "the whole photo resized (bilinear, no crop) by classifier.intake",
+                  "preprocessing": "inside the network: x / 127.5 - 1 (MobileNetV2's scaling)"},
+        "architecture": {
+            "summary": f"MobileNetV2 (alpha {args.alpha}) ImageNet features, global average "
+                       f"pooling, dropout {args.dropout}, dense softmax over {len(classes)} classes",
+            "variant": chosen, "size_bytes": shipped.stat().st_size},
+        "base_weights": {"source": Path(args.base_weights).name, "attribution": ATTRIBUTION},
+        "training": {"data": data_counts, "excluded": splits.excluded, "settings": settings,
+                     "epochs_run": {"head": head_epochs, "fine_tune": fine_epochs},
+                     "duration_s": round(train_seconds, 1),
+                     "machine": f"{os.cpu_count()}-core {platform.machine()} CPU"},
+        "metrics": metrics,
+        "variants": variants,
+        "reproduce": reproduce_command(argv),
+    }
+    model_card.write(args.out, card)
+    print(model_card.to_markdown(card).split("## Training")[0])
+    log.info("done in %.1f min; wrote %s", (time.monotonic() - started) / 60, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

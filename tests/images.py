@@ -1,0 +1,120 @@
+"""Test images made by code: every mode, format and flaw the service must cope with.
+
+Nothing here is copied from elsewhere; each function returns encoded bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+RNG_SEED = 1234
+
+
+def photo_array(width: int = 320, height: int = 240, seed: int = RNG_SEED) -> np.ndarray:
+    """A smooth, photo-like RGB array (gradients plus a little noise), not flat colour."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    r = 128 + 100 * np.sin(x / max(width, 1) * 3.1 + seed)
+    g = 128 + 100 * np.cos(y / max(height, 1) * 2.3)
+    b = 128 + 80 * np.sin((x + y) / max(width + height, 1) * 5.0)
+    pixels = np.stack([r, g, b], axis=-1) + rng.normal(0, 6, (height, width, 3))
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def jpeg(width: int = 320, height: int = 240, seed: int = RNG_SEED, quality: int = 90) -> bytes:
+    return encode(Image.fromarray(photo_array(width, height, seed)), "JPEG", quality=quality)
+
+
+def png(width: int = 320, height: int = 240, mode: str = "RGB") -> bytes:
+    return encode(Image.fromarray(photo_array(width, height)).convert(mode), "PNG")
+
+
+def in_format(fmt: str, width: int = 200, height: int = 150) -> bytes:
+    """The same photo in any Pillow-writable format (JPEG, PNG, GIF, WEBP, BMP, TIFF, HEIF)."""
+    image = Image.fromarray(photo_array(width, height))
+    if fmt == "HEIF":
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+    return encode(image, fmt)
+
+
+def png_16bit_grey(width: int = 64, height: int = 48) -> bytes:
+    ramp = np.linspace(0, 65535, width * height, dtype=np.float64).reshape(height, width)
+    return encode(Image.fromarray(ramp.astype(np.uint16)), "PNG")
+
+
+def cmyk_jpeg(width: int = 120, height: int = 90) -> bytes:
+    return encode(Image.fromarray(photo_array(width, height)).convert("CMYK"), "JPEG")
+
+
+def palette_with_transparency(width: int = 80, height: int = 60) -> bytes:
+    image = Image.fromarray(photo_array(width, height)).convert("P", palette=Image.Palette.ADAPTIVE)
+    return encode(image, "PNG", transparency=0)
+
+
+def la_png(width: int = 80, height: int = 60) -> bytes:
+    grey = Image.fromarray(photo_array(width, height)).convert("L")
+    alpha = Image.linear_gradient("L").resize((width, height))
+    return encode(Image.merge("LA", (grey, alpha)), "PNG")
+
+
+def rgba_transparent_png(width: int = 40, height: int = 30) -> bytes:
+    return encode(Image.new("RGBA", (width, height), (255, 0, 0, 0)), "PNG")
+
+
+def animated(fmt: str = "GIF", frames: int = 3, width: int = 64, height: int = 48) -> bytes:
+    images = [Image.fromarray(photo_array(width, height, seed=i)) for i in range(frames)]
+    return encode(images[0], fmt, save_all=True, append_images=images[1:], duration=100, loop=0)
+
+
+def with_orientation(image: Image.Image, orientation: int) -> bytes:
+    """Store `image` transformed so that a viewer honouring EXIF `orientation`
+    shows the original upright image again: what a phone camera writes."""
+    inverse = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+               4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+               6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
+               8: Image.Transpose.ROTATE_270}[orientation]
+    stored = image if inverse is None else image.transpose(inverse)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(stored, "JPEG", quality=95, exif=exif.tobytes())
+
+
+def png_bomb(width: int = 30_000, height: int = 30_000) -> bytes:
+    """A valid PNG header declaring width x height greyscale pixels, with a tiny
+    compressed body: a few KB that would decode to ~900 MB."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data +
+                struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    row = b"\x00" + b"\x00" * width
+    compressor = zlib.compressobj(9)
+    body = compressor.compress(row * 64) + compressor.flush()  # only the first rows
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) +
+            chunk(b"IEND", b""))
+
+
+def truncated(data: bytes, keep: float = 0.5) -> bytes:
+    return data[:max(1, int(len(data) * keep))]
+
+
+def bit_flipped(data: bytes, flips: int = 40, seed: int = RNG_SEED, skip: int = 20) -> bytes:
+    """Flip random bits after the first `skip` bytes (so the format is still recognised)."""
+    rng = np.random.default_rng(seed)
+    damaged = bytearray(data)
+    for position in rng.integers(skip, len(data), flips):
+        damaged[position] ^= 1 << int(rng.integers(0, 8))
+    return bytes(damaged)

@@ -1,0 +1,66 @@
+"""Getting photos out of a request: multipart field `image` (one or many) or a raw body.
+
+Uploads are kept in memory only (see `InMemoryRequest`); the client's file
+name is used for display and never for anything on disk.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import unicodedata
+from dataclasses import dataclass
+
+from flask import Request, current_app, request
+
+from webapp.errors import RequestError
+
+FIELD = "image"
+RAW_TYPES = ("application/octet-stream",)
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str  # for display only
+    data: bytes
+
+
+class InMemoryRequest(Request):
+    """Werkzeug spools large uploads to temporary files; we keep them in memory
+    (they are bounded by MAX_CONTENT_LENGTH) so nothing a user sends reaches the disk."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None,
+                         content_length=None):
+        return io.BytesIO()
+
+
+def uploads_from_request() -> list[Upload]:
+    """The photos in the current request, or a `RequestError` saying what is wrong."""
+    limit = current_app.config["MAX_FILES_PER_REQUEST"]
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        files = [f for f in request.files.getlist(FIELD) if f.filename or f.content_length]
+        if not files:
+            others = sorted(set(request.files) - {FIELD})
+            hint = f" (the request had file fields: {', '.join(others)})" if others else ""
+            raise RequestError(400, "missing_image",
+                               f"No photo received: send it in the form field '{FIELD}'{hint}.")
+        if len(files) > limit:
+            raise RequestError(400, "too_many_files",
+                               f"{len(files)} photos sent; at most {limit} are accepted at once.")
+        return [Upload(display_name(f.filename), f.read()) for f in files]
+    if mimetype.startswith("image/") or mimetype in RAW_TYPES:
+        return [Upload("upload", request.get_data(cache=False))]
+    raise RequestError(415, "unsupported_media_type",
+                       "Send the photo as multipart/form-data in the field "
+                       f"'{FIELD}', or as the raw request body with an image/* content type.")
+
+
+def display_name(filename: str | None, limit: int = 100) -> str:
+    """A client's file name made safe to show: no directories, no control characters."""
+    name = os.path.basename((filename or "").replace("\\", "/"))
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    if len(name) > limit:
+        stem, ext = os.path.splitext(name)
+        name = stem[:limit - len(ext[:10]) - 1] + "…" + ext[:10]
+    return name or "upload"
