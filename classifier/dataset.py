@@ -111,18 +111,18 @@ def split_off(examples: Sequence[Example], fraction: float, seed: int,
     stratified by class and source so both halves keep the same mix."""
     if not 0 <= fraction < 1:
         raise DataError(f"a split fraction must be in [0, 1), got {fraction}")
-    groups: dict[tuple[int, str], list[Example]] = defaultdict(list)
-    for example in examples:
+    groups: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for index, example in enumerate(examples):
         if where(example):
-            groups[(example.label, example.source)].append(example)
+            groups[(example.label, example.source)].append(index)
     rng = random.Random(seed)
-    chosen: set[Path] = set()
+    chosen: set[int] = set()
     for key in sorted(groups):
         members = groups[key]
         rng.shuffle(members)
-        chosen.update(e.path for e in members[:round(len(members) * fraction)])
-    kept = [e for e in examples if e.path not in chosen]
-    taken = [e for e in examples if e.path in chosen]
+        chosen.update(members[:round(len(members) * fraction)])
+    kept = [e for i, e in enumerate(examples) if i not in chosen]
+    taken = [e for i, e in enumerate(examples) if i in chosen]
     return kept, taken
 
 

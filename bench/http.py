@@ -1,0 +1,144 @@
+"""End-to-end HTTP benchmark: gunicorn on loopback under wrk, our app against the
+naive Keras-in-Flask baseline (bench/naive_app.py) served the same way.
+
+Measures, for each server:
+- cold start: process start -> first successful classification;
+- RSS of each worker after 100 requests;
+- latency at concurrency 1 for a 512-px JPEG and a 12-megapixel JPEG;
+- requests/s, p50 / p99 and errors at concurrency 1, 4 and 16 for a fixed mix.
+wrk (Debian's package) generates the load with bench/wrk_multipart.lua.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from bench.common import ROOT
+from tests import images
+from tests.servers import Server, gunicorn
+
+BOUNDARY = "notHotdogBench7f3a"
+WRK_SCRIPT = ROOT / "bench" / "wrk_multipart.lua"
+SERVERS = {"ours": "app:app", "naive Keras-in-Flask": "bench.naive_app:app"}
+
+
+def multipart(name: str, data: bytes) -> bytes:
+    return (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"image\"; "
+            f"filename=\"{name}\"\r\nContent-Type: image/jpeg\r\n\r\n").encode() + data + \
+        f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def bodies(folder: Path) -> dict[str, list[Path]]:
+    """Request bodies on disk for wrk: single kinds, and the fixed mix."""
+    photos = {"512px": [("p512.jpg", images.jpeg(512, 384, seed=1))],
+              "12mp": [("p12mp.jpg", images.jpeg(4000, 3000, seed=2))],
+              "mix": [(f"m{i}.jpg", images.jpeg(w, h, seed=10 + i)) for i, (w, h) in
+                      enumerate([(512, 384), (640, 480), (320, 240), (1024, 768), (800, 600)])]
+              + [("alpha.png", images.png(400, 300, mode="RGBA"))]}
+    files: dict[str, list[Path]] = {}
+    for kind, items in photos.items():
+        files[kind] = []
+        for name, data in items:
+            path = folder / f"{kind}-{name}.body"
+            path.write_bytes(multipart(name, data))
+            files[kind].append(path)
+    return files
+
+
+def first_answer(server: Server, body: bytes) -> float:
+    """Seconds from process start to the first 200 from /api/v1/classify."""
+    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    while time.monotonic() - server.started < 120:
+        if server.process.poll() is not None:
+            raise RuntimeError("server exited during start-up")
+        try:
+            if requests.post(server.base + "/api/v1/classify", data=body, headers=headers,
+                             timeout=30).status_code == 200:
+                return time.monotonic() - server.started
+        except requests.ConnectionError:
+            time.sleep(0.005)
+    raise RuntimeError("no answer within 120 s")
+
+
+def wrk(base: str, files: list[Path], connections: int, seconds: int) -> dict:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
+               "-s", str(WRK_SCRIPT), base, "--", *map(str, files)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return parse_wrk(output)
+
+
+def parse_wrk(output: str) -> dict:
+    def ms(value: str, unit: str) -> float:
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    latency = {f"p{q}_ms": round(ms(v, u), 2) for q, v, u in
+               re.findall(r"^\s+(50|90|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)}
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+            "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+            **latency, "errors": errors + (int(non_2xx.group(1)) if non_2xx else 0)}
+
+
+def measure_server(name: str, target: str, files: dict[str, list[Path]], seconds: int,
+                   workers: int) -> dict:
+    with gunicorn(target, workers=workers, env={"GUNICORN_MAX_REQUESTS": "0"}) as server:
+        cold = first_answer(server, files["512px"][0].read_bytes())
+        headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+        for i in range(100):
+            body = files["mix"][i % len(files["mix"])].read_bytes()
+            requests.post(server.base + "/api/v1/classify", data=body, headers=headers, timeout=30)
+        rss = [round(w.memory_info().rss / 2**20, 1) for w in server.workers()]
+        result = {"server": name, "cold_start_s": round(cold, 3), "rss_mb_per_worker": rss,
+                  "single": {}, "load": {}}
+        for kind in ("512px", "12mp"):
+            result["single"][kind] = wrk(server.base, files[kind], 1, seconds)
+        for connections in (1, 4, 16):
+            result["load"][str(connections)] = wrk(server.base, files["mix"], connections, seconds)
+        return result
+
+
+def run(seconds: int = 10, workers: int = 2) -> dict:
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: apt-get install wrk (bench/run.sh does it)")
+    with tempfile.TemporaryDirectory() as folder:
+        files = bodies(Path(folder))
+        servers = [measure_server(name, target, files, seconds, workers)
+                   for name, target in SERVERS.items()]
+    ours, naive = servers
+    return {"workers": workers, "seconds_per_run": seconds, "servers": servers,
+            "throughput_ratio_c16": round(ours["load"]["16"]["requests_per_s"] /
+                                          naive["load"]["16"]["requests_per_s"], 1)}
+
+
+def markdown(result: dict) -> str:
+    lines = [f"gunicorn, {result['workers']} gthread workers, wrk for "
+             f"{result['seconds_per_run']} s per row, loopback.", "",
+             "| server | cold start | RSS/worker after 100 req | 512-px p50 | 12 MP p50 |",
+             "|---|---:|---:|---:|---:|"]
+    for s in result["servers"]:
+        lines.append(f"| {s['server']} | {s['cold_start_s']} s | "
+                     f"{', '.join(f'{r} MB' for r in s['rss_mb_per_worker'])} | "
+                     f"{s['single']['512px']['p50_ms']} ms | {s['single']['12mp']['p50_ms']} ms |")
+    lines += ["", "| server | concurrency | requests/s | p50 ms | p99 ms | errors |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for s in result["servers"]:
+        for connections, row in s["load"].items():
+            lines.append(f"| {s['server']} | {connections} | {row['requests_per_s']} | "
+                         f"{row.get('p50_ms')} | {row.get('p99_ms')} | {row['errors']} |")
+    lines.append(f"\nAt concurrency 16 ours serves **{result['throughput_ratio_c16']}x** the "
+                 "naive baseline's requests/s.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    from bench.common import report
+
+    report("http", run(), markdown)

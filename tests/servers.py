@@ -1,0 +1,75 @@
+"""Real gunicorn servers on loopback, for tests and the bench/ scripts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import psutil
+import requests
+
+from classifier.settings import PROJECT_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    base: str
+    started: float  # time.monotonic() just before the process was started
+
+    def workers(self) -> list[psutil.Process]:
+        return psutil.Process(self.process.pid).children()
+
+    def wait_ready(self, workers: int | None = None, timeout: float = 60) -> None:
+        """Until /readyz answers 200 (and, if given, that many workers are up)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}")
+            try:
+                if (requests.get(self.base + "/readyz", timeout=2).status_code == 200
+                        and (workers is None or len(self.workers()) == workers)):
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError(f"gunicorn not ready after {timeout} s")
+
+
+@contextmanager
+def gunicorn(target: str = "app:app", *, workers: int = 2, env: dict | None = None,
+             capture_output: bool = False) -> Iterator[Server]:
+    """Start `gunicorn TARGET` with our gunicorn.conf.py on a free loopback port;
+    stopped (SIGTERM, then SIGKILL) on leaving the block."""
+    port = free_port()
+    environment = {**os.environ, "WEB_CONCURRENCY": str(workers), "TF_CPP_MIN_LOG_LEVEL": "2",
+                   **(env or {})}
+    output = subprocess.PIPE if capture_output else subprocess.DEVNULL
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", target, "-c", str(PROJECT_ROOT / "gunicorn.conf.py"),
+         "--bind", f"127.0.0.1:{port}"], cwd=PROJECT_ROOT, env=environment,
+        stdout=output, stderr=subprocess.STDOUT if capture_output else subprocess.DEVNULL,
+        text=True)
+    try:
+        yield Server(process, f"http://127.0.0.1:{port}", started)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

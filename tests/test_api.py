@@ -1,0 +1,152 @@
+"""The JSON API and health routes through Flask's test client."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from tests import images
+
+
+def upload(*files, field="image"):
+    return {field: [(io.BytesIO(data), name) for name, data in files]}
+
+
+def test_classify_one_photo(client):
+    response = client.post("/api/v1/classify", data=upload(("dog.jpg", images.jpeg())))
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["model"]["name"] == "hotdog" and body["model"]["version"]
+    assert body["elapsed_ms"] >= 0
+    (result,) = body["results"]
+    assert result["filename"] == "dog.jpg"
+    assert result["label"] in ("hotdog", "not_hotdog")
+    assert set(result["scores"]) == {"hotdog", "not_hotdog"}
+    assert [item["label"] for item in result["top"]][0] == result["label"]
+
+
+def test_classify_several_photos_keeps_their_order(client):
+    files = [(f"p{i}.jpg", images.jpeg(seed=i)) for i in range(3)]
+    response = client.post("/api/v1/classify", data=upload(*files))
+    assert response.status_code == 200
+    assert [r["filename"] for r in response.get_json()["results"]] == ["p0.jpg", "p1.jpg", "p2.jpg"]
+
+
+def test_raw_body_upload(client):
+    data = images.jpeg()
+    raw = client.post("/api/v1/classify", data=data, content_type="image/jpeg").get_json()
+    form = client.post("/api/v1/classify", data=upload(("a.jpg", data))).get_json()
+    assert raw["results"][0]["scores"] == form["results"][0]["scores"]
+    assert raw["results"][0]["filename"] == "upload"
+
+
+def test_model_can_be_named(client):
+    ok = client.post("/api/v1/classify?model=hotdog", data=upload(("a.jpg", images.jpeg())))
+    assert ok.status_code == 200
+    bad = client.post("/api/v1/classify?model=nope", data=upload(("a.jpg", images.jpeg())))
+    assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "unknown_model"
+
+
+@pytest.mark.parametrize("kwargs, status, code", [
+    ({"data": upload(("a.jpg", b""))}, 400, "empty_file"),
+    ({"data": upload(("a.jpg", images.jpeg()), field="photo")}, 400, "missing_image"),
+    ({"data": {}}, 415, "unsupported_media_type"),
+    ({"data": "hello", "content_type": "text/plain"}, 415, "unsupported_media_type"),
+    ({"data": upload(("a.jpg", b"not an image"))}, 415, "unsupported_media_type"),
+    ({"data": upload(("a.jpg", images.truncated(images.jpeg())))}, 422, "corrupt_image"),
+    ({"data": upload(("a.png", images.png_bomb()))}, 422, "image_too_large"),
+])
+def test_errors_are_json_with_the_documented_status(client, kwargs, status, code):
+    response = client.post("/api/v1/classify", **kwargs)
+    assert response.status_code == status
+    assert response.is_json
+    assert response.get_json()["error"]["code"] == code
+    assert response.get_json()["error"]["message"]
+
+
+def test_bad_file_among_several_is_named(client):
+    response = client.post("/api/v1/classify",
+                           data=upload(("good.jpg", images.jpeg()), ("bad.jpg", b"junk")))
+    assert response.status_code == 415
+    assert response.get_json()["error"]["message"].startswith("bad.jpg: ")
+
+
+def test_too_many_files(app, client):
+    limit = app.config["MAX_FILES_PER_REQUEST"]
+    files = [(f"{i}.jpg", images.jpeg(32, 32)) for i in range(limit + 1)]
+    response = client.post("/api/v1/classify", data=upload(*files))
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "too_many_files"
+
+
+def test_upload_over_the_limit_is_413(app, client):
+    too_big = b"\xff" * (app.config["MAX_CONTENT_LENGTH"] + 1)
+    response = client.post("/api/v1/classify", data=upload(("big.jpg", too_big)))
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "payload_too_large"
+
+
+def test_wrong_method_and_unknown_path_answer_json_under_api(client):
+    assert client.get("/api/v1/classify").get_json()["error"]["code"] == "method_not_allowed"
+    missing = client.get("/api/v1/nothing")
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
+
+
+def test_models_lists_the_cards(client):
+    body = client.get("/api/v1/models").get_json()
+    assert body["default"] == "hotdog"
+    (card,) = [c for c in body["models"] if c["name"] == "hotdog"]
+    assert card["classes"] == ["hotdog", "not_hotdog"] and "metrics" in card
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and "hotdog" in ready.get_json()["models"]
+
+
+def test_readiness_reports_a_broken_model(app, client, monkeypatch):
+    model = app.extensions["classifier"].get("hotdog")
+
+    def broken(pixels):
+        raise RuntimeError("interpreter gone")
+
+    monkeypatch.setattr(model, "predict_pixels", broken)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["failures"] == {"hotdog": "interpreter gone"}
+
+
+def test_openapi_document_describes_the_api(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    assert {"/api/v1/classify", "/api/v1/models", "/healthz", "/readyz"} <= set(spec["paths"])
+    responses = spec["paths"]["/api/v1/classify"]["post"]["responses"]
+    assert {"200", "400", "413", "415", "422"} <= set(map(str, responses))
+    from openapi_spec_validator import validate
+
+    validate(spec)
+
+
+def test_api_docs_page_renders_the_spec(client):
+    page = client.get("/api/docs").get_data(as_text=True)
+    assert "/api/v1/classify" in page and "Classify photos" in page
+
+
+def test_security_headers_on_every_response(client):
+    for response in (client.get("/"), client.get("/healthz"), client.get("/api/v1/nothing")):
+        csp = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert "frame-ancestors 'none'" in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_uploads_are_never_spooled_to_disk(app):
+    """Werkzeug would write parts over 500 KB to a temporary file; ours stay in memory."""
+    from webapp.uploads import InMemoryRequest
+
+    assert app.request_class is InMemoryRequest
+    stream = InMemoryRequest.from_values()._get_file_stream(10**7, "image/jpeg", "x.jpg")
+    assert isinstance(stream, io.BytesIO)

@@ -1,0 +1,88 @@
+"""classifier.engine on the shipped model: predictions, batches, threads, registry."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from classifier.engine import Model, ModelRegistry
+from classifier.intake import CorruptImage
+from tests import images
+from tests.conftest import SHIPPED_MODELS
+
+
+@pytest.fixture(scope="module")
+def model():
+    return Model.from_directory(SHIPPED_MODELS / "hotdog", pool_size=4)
+
+
+def test_prediction_has_a_score_for_every_class(model):
+    prediction = model.predict_bytes(images.jpeg())
+    assert set(prediction.scores) == {"hotdog", "not_hotdog"}
+    assert sum(prediction.scores.values()) == pytest.approx(1.0, abs=0.02)
+    assert prediction.label == max(prediction.scores, key=prediction.scores.get)
+    assert [name for name, _ in prediction.top][0] == prediction.label
+    assert prediction.as_dict(top_k=1)["top"] == [{"label": prediction.label,
+                                                    "score": prediction.scores[prediction.label]}]
+
+
+def test_model_reads_its_input_size_from_the_file(model):
+    assert model.input_size == (model.card["input"]["width"], model.card["input"]["height"])
+
+
+def test_batch_equals_one_by_one(model):
+    photos = [images.jpeg(seed=s) for s in range(5)]
+    assert model.predict_batch(photos) == [model.predict_bytes(p) for p in photos]
+
+
+def test_bad_bytes_raise_intake_errors(model):
+    with pytest.raises(CorruptImage):
+        model.predict_bytes(images.truncated(images.jpeg()))
+
+
+def test_threads_get_exactly_the_sequential_results(model):
+    photos = [images.jpeg(160 + 7 * s, 120 + 5 * s, seed=s) for s in range(10)]
+    expected = [model.predict_bytes(p) for p in photos]
+    results: dict[tuple[int, int], object] = {}
+    errors = []
+
+    def worker(thread: int) -> None:
+        try:
+            for i in range(50):
+                results[(thread, i)] = model.predict_bytes(photos[(thread + i) % len(photos)])
+        except Exception as exc:  # collected and reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(results) == 400
+    for (thread, i), prediction in results.items():
+        assert prediction == expected[(thread + i) % len(photos)]
+
+
+def test_label_count_must_match_the_network():
+    path = SHIPPED_MODELS / "hotdog" / "model.tflite"
+    with pytest.raises(ValueError, match="predicts 2 classes"):
+        Model(path, ["only_one"])
+
+
+def test_registry_finds_models_and_rejects_unknown_names():
+    registry = ModelRegistry.from_folder(SHIPPED_MODELS, "hotdog")
+    assert "hotdog" in registry.names()
+    assert registry.get(None) is registry.get("hotdog")
+    with pytest.raises(KeyError):
+        registry.get("no_such_model")
+    with pytest.raises(LookupError):
+        ModelRegistry.from_folder(SHIPPED_MODELS, "no_such_default")
+
+
+def test_blank_input_matches_the_input_size(model):
+    blank = model.blank_input()
+    assert blank.shape == (model.input_size[1], model.input_size[0], 3) and not blank.any()
+    assert np.isclose(sum(model.predict_pixels(blank).scores.values()), 1.0, atol=0.02)

@@ -1,0 +1,56 @@
+"""The upload page without JavaScript: the form, the result page, errors on the page."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from tests import images
+
+
+def test_index_has_an_accessible_upload_form(client):
+    page = client.get("/").get_data(as_text=True)
+    assert 'enctype="multipart/form-data"' in page
+    for input_id in ("image-input", "camera-input"):
+        assert f'<label for="{input_id}"' in page
+        assert re.search(rf'<input[^>]*id="{input_id}"[^>]*name="image"', page)
+    assert 'accept="image/*"' in page and "capture=" in page and "multiple" in page
+    assert 'aria-live="polite"' in page
+
+
+def test_page_assets_are_served_locally(client):
+    page = client.get("/").get_data(as_text=True)
+    sources = re.findall(r'(?:href|src)="([^"]+)"', page)
+    assert sources and all(s.startswith("/") for s in sources), sources
+    for source in sources:
+        if source.endswith((".css", ".js")):
+            assert client.get(source).status_code == 200, source
+    assert "<script>" not in page and " style=" not in page  # the CSP forbids inline code
+
+
+def test_form_post_shows_verdict_photo_and_score_bars(client):
+    response = client.post("/", data={"image": (io.BytesIO(images.jpeg()), "lunch.jpg")})
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert re.search(r'<h2 class="h4 verdict [^"]*">(Hotdog!|Not hotdog!)</h2>', page)
+    assert 'src="data:image/jpeg;base64,' in page and 'alt="Your photo lunch.jpg"' in page
+    bars = re.findall(r'class="progress-bar w-pct-(\d+)', page)
+    assert len(bars) == 2 and 97 <= sum(map(int, bars)) <= 103
+
+
+def test_form_post_with_several_photos(client):
+    files = [(io.BytesIO(images.jpeg(seed=i)), f"{i}.jpg") for i in range(3)]
+    page = client.post("/", data={"image": files}).get_data(as_text=True)
+    assert page.count('class="card shadow-sm result"') == 3
+
+
+def test_form_post_without_a_photo_explains_on_the_page(client):
+    response = client.post("/", data={"image": (io.BytesIO(b""), "")})
+    assert response.status_code == 400
+    assert "No photo received" in response.get_data(as_text=True)
+
+
+def test_browser_errors_are_pages_not_json(client):
+    response = client.get("/no-such-page", headers={"Accept": "text/html"})
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    assert "There is nothing at this address." in response.get_data(as_text=True)

@@ -1,0 +1,191 @@
+"""The whole training pipeline on a tiny dataset this test makes itself:
+train -> export -> load -> predict -> evaluate, with three classes to show that
+nothing assumes two. Uses the real MobileNetV2 base weights from ../shared."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from classifier import card as model_card
+from classifier import dataset, evaluate
+from classifier.engine import Model
+from classifier.settings import default_base_weights
+from tests import images
+from tests.conftest import require_shared
+
+pytestmark = pytest.mark.slow
+
+CLASSES = ["checks", "dots", "stripes"]
+IMAGE_SIZE = 96  # small and fast; the pipeline is the same at 224
+
+
+def pattern(kind: str, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """A textured picture whose texture, not colour, tells the class apart."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    period = rng.uniform(8, 16)
+    if kind == "stripes":
+        mask = np.sin(2 * np.pi * y / period + rng.uniform(0, 6)) > 0
+    elif kind == "checks":
+        mask = ((x // period).astype(int) + (y // period).astype(int)) % 2 == 0
+    else:  # dots
+        mask = (np.sin(2 * np.pi * x / period) * np.sin(2 * np.pi * y / period)) > 0.5
+    dark, light = rng.integers(0, 100, 3), rng.integers(155, 256, 3)
+    pixels = np.where(mask[..., None], light, dark) + rng.normal(0, 8, (height, width, 3))
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def make_photos(folder: Path, per_class: int, seed: int, corrupt: int = 0) -> None:
+    """Pictures of three textures in mixed sizes and formats, with file-name sources."""
+    rng = np.random.default_rng(seed)
+    for name in CLASSES:
+        target = folder / name
+        target.mkdir(parents=True)
+        for i in range(per_class):
+            width, height = (int(v) for v in rng.integers(60, 200, 2))
+            suffix = ("jpg", "png", "webp")[i % 3]
+            source = "cam" if i % 2 else "web"
+            Image.fromarray(pattern(name, width, height, rng)).save(
+                target / f"{source}_{i}.{suffix}", **({"quality": 95} if suffix != "png" else {}))
+        for i in range(corrupt):
+            (target / f"broken_{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    require_shared("weights", "mobilenet_v2")
+    from classifier import train
+
+    root = tmp_path_factory.mktemp("pipeline")
+    make_photos(root / "train", per_class=14, seed=1, corrupt=1)
+    make_photos(root / "test", per_class=6, seed=2)
+    out, work = root / "models" / "colours", root / "work"
+    code = train.main([
+        str(root / "train"), "--out", str(out), "--work-dir", str(work),
+        "--base-weights", str(default_base_weights()), "--image-size", str(IMAGE_SIZE),
+        "--head-epochs", "6", "--head-lr", "3e-3", "--fine-tune-epochs", "1",
+        "--fine-tune-blocks", "1", "--batch-size", "8", "--val-fraction", "0.25",
+        "--holdout", "cam_*", "--holdout-fraction", "0.2", "--calibration-images", "16",
+        "--test-dir", str(root / "test"), "--subset", "web=web_*", "--seed", "3"])
+    assert code == 0
+    return root, out, work
+
+
+def test_model_directory_is_complete(run):
+    _, out, _ = run
+    assert {p.name for p in out.iterdir()} == {"model.tflite", "labels.txt",
+                                              "model_card.json", "MODEL_CARD.md"}
+    assert (out / "labels.txt").read_text().split() == CLASSES
+
+
+def test_card_matches_schema_and_describes_the_run(run):
+    _, out, _ = run
+    card = model_card.load(out)
+    model_card.validate(card)
+    assert card["classes"] == CLASSES
+    assert card["input"]["width"] == IMAGE_SIZE
+    assert {v["name"] for v in card["variants"]} == {"float32", "float16", "int8"}
+    assert card["architecture"]["variant"] in {"float32", "float16", "int8"}
+    assert card["training"]["settings"]["unreadable_photos_skipped"] == 3  # one a class
+    per_source = card["training"]["data"]["train"]["per_source"]
+    assert set(per_source) == {"cam", "web"}  # file-name prefixes, never paths
+    assert card["training"]["data"]["holdout"]["total"] > 0
+    assert set(card["metrics"]) == {"validation", "holdout", "test"}
+    assert "web" in card["metrics"]["test"]["subsets"]
+    assert "# Model card: colours" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_the_model_learned_the_task(run):
+    _, out, _ = run
+    test = model_card.load(out)["metrics"]["test"]
+    assert test["n"] == 18
+    assert test["accuracy"] >= 0.9, test["confusion_matrix"]
+
+
+def test_tflite_matches_keras_on_the_same_photos(run):
+    """Serving path (bytes -> engine) against the Keras model on training's loader:
+    proves that preprocessing is identical and the export faithful."""
+    import keras
+
+    root, out, work = run
+    keras_model = keras.models.load_model(work / "model.keras")
+    files = dataset.image_files(root / "test")
+    examples = [dataset.Example(p, 0) for p in files]
+    pixels, _, _, skipped = dataset.load_arrays(examples, (IMAGE_SIZE, IMAGE_SIZE))
+    assert not skipped
+    expected = keras_model.predict(pixels.astype(np.float32), verbose=0)
+    # (largest, mean) absolute score difference allowed: float32 is the same arithmetic;
+    # float16 rounds weights; int8 (calibrated here on only 16 pictures) quantises everything.
+    tolerances = {"float32": (1e-4, 1e-5), "float16": (1e-2, 2e-3), "int8": (0.15, 0.02)}
+    for variant, (largest, mean) in tolerances.items():
+        engine = Model(work / f"model_{variant}.tflite", CLASSES)
+        got = np.array([[engine.predict_bytes(f.read_bytes()).scores[c] for c in CLASSES]
+                        for f in files])
+        difference = np.abs(got - expected)
+        assert difference.max() <= largest and difference.mean() <= mean, (variant, difference)
+    shipped = Model.from_directory(out)
+    assert shipped.predict_bytes(files[0].read_bytes()).label == CLASSES[
+        int(expected[0].argmax())]
+
+
+def test_evaluate_cli_writes_report_and_plots(run, tmp_path, capsys):
+    root, out, _ = run
+    code = evaluate.main([str(out), str(root / "test"), "--out", str(tmp_path),
+                          "--subset", "web=web_*"])
+    assert code == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["n"] == 18 and 0 <= report["accuracy"] <= 1
+    assert len(report["per_class"]) == 3 and "roc_auc" not in report  # AUC is for 2 classes
+    assert len(report["mistakes"]) == round(18 * (1 - report["accuracy"]))
+    assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_evaluate_can_map_folders_and_record_in_the_card(run, tmp_path):
+    root, out, _ = run
+    folder = tmp_path / "renamed"
+    make_photos(folder, per_class=3, seed=9)
+    for name in ("checks", "dots"):
+        for f in (folder / name).iterdir():
+            f.unlink()
+        (folder / name).rmdir()
+    (folder / "stripes").rename(folder / "lines")
+    code = evaluate.main([str(out), str(folder), "--label-map", "lines=stripes",
+                          "--record", "lines_check", "--note", "renamed folder"])
+    assert code == 0
+    recorded = model_card.load(out)["metrics"]["lines_check"]
+    assert recorded["n"] == 3 and recorded["note"] == "renamed folder"
+    model_card.validate(model_card.load(out))
+
+
+def test_bad_data_folders_get_clear_errors(tmp_path, caplog):
+    from classifier import train
+
+    one_class = tmp_path / "one"
+    (one_class / "only").mkdir(parents=True)
+    Image.new("RGB", (10, 10)).save(one_class / "only" / "a.png")
+    assert train.main([str(one_class), "--out", str(tmp_path / "m")]) == 2
+    assert "at least two class sub-folders" in caplog.text
+
+    empty = tmp_path / "empty"
+    (empty / "a").mkdir(parents=True)
+    (empty / "b").mkdir()
+    Image.new("RGB", (10, 10)).save(empty / "a" / "x.png")
+    assert train.main([str(empty), "--out", str(tmp_path / "m")]) == 2
+    assert "class 'b'" in caplog.text and "has no images" in caplog.text
+
+
+def test_split_is_stratified_and_seeded():
+    examples = [dataset.Example(Path(f"class{label}/{src}_{i}.jpg"), label)
+                for label in (0, 1) for src in ("a", "b") for i in range(20)]
+    kept, taken = dataset.split_off(examples, 0.25, seed=5)
+    again = dataset.split_off(examples, 0.25, seed=5)
+    assert (kept, taken) == again
+    assert len(taken) == 20
+    for label in (0, 1):
+        for src in ("a", "b"):
+            assert sum(e.label == label and e.source == src for e in taken) == 5

@@ -1,0 +1,61 @@
+"""The model the app serves: its files, its card, and its accuracy bars on ../shared."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from classifier import card as model_card
+from classifier.engine import Model
+from classifier.evaluate import evaluate_folder
+from tests.conftest import SHIPPED_MODELS, require_shared
+
+MODEL_DIR = SHIPPED_MODELS / "hotdog"
+# All test hot dogs against the food negatives only: the case real users send.
+FOOD_SUBSET = {"food": ["dtu_hotdog_*", "dtu_chilidog_*", "dtu_frankfurter_*", "dtu_food_*"]}
+
+
+@pytest.fixture(scope="module")
+def test_split_result():
+    folder = require_shared("datasets", "hotdog", "test")
+    model = Model.from_directory(MODEL_DIR)
+    result, *_ = evaluate_folder(model, folder, subsets=FOOD_SUBSET)
+    return result
+
+
+def test_shipped_files_and_card():
+    card = model_card.load(MODEL_DIR)
+    model_card.validate(card)
+    assert card["classes"] == ["hotdog", "not_hotdog"]
+    assert (MODEL_DIR / "labels.txt").read_text().split() == card["classes"]
+    assert (MODEL_DIR / "model.tflite").stat().st_size <= 4 * 1024 * 1024
+    assert card["architecture"]["size_bytes"] == (MODEL_DIR / "model.tflite").stat().st_size
+    assert "google-coral/test_data" in card["base_weights"]["attribution"]
+    assert card["reproduce"].startswith("python -m classifier.train ../shared/datasets/hotdog/train")
+    text = json.dumps(card)
+    assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text
+
+
+def test_quantisation_costs_at_most_half_a_point():
+    variants = {v["name"]: v for v in model_card.load(MODEL_DIR)["variants"]}
+    shipped = model_card.load(MODEL_DIR)["architecture"]["variant"]
+    assert variants[shipped]["accuracy"] >= variants["float32"]["accuracy"] - 0.005
+
+
+def test_accuracy_on_the_test_split(test_split_result):
+    assert test_split_result["n"] == 1818
+    assert test_split_result["accuracy"] >= 0.970
+
+
+def test_accuracy_on_hot_dogs_against_other_food(test_split_result):
+    food = test_split_result["subsets"]["food"]
+    assert food["n"] == 855 + 265
+    assert food["accuracy"] >= 0.95
+
+
+def test_card_reports_what_we_measure(test_split_result):
+    recorded = model_card.load(MODEL_DIR)["metrics"]["test"]
+    assert recorded["n"] == test_split_result["n"]
+    assert recorded["accuracy"] == pytest.approx(test_split_result["accuracy"], abs=1e-9)
+    assert recorded["confusion_matrix"] == test_split_result["confusion_matrix"]
