@@ -178,14 +178,20 @@ def parse_subsets(items: Sequence[str]) -> dict[str, list[str]]:
 
 
 def evaluate_folder(model: Model, data_dir: Path, *, label_map: dict[str, str] | None = None,
-                    subsets: dict[str, list[str]] | None = None, progress=iter
-                    ) -> tuple[dict, np.ndarray, np.ndarray, list[Example]]:
+                    subsets: dict[str, list[str]] | None = None, only: Sequence[str] = (),
+                    progress=iter) -> tuple[dict, np.ndarray, np.ndarray, list[Example]]:
     examples = dataset.scan_labelled(data_dir, model.labels, label_map)
+    if only:
+        examples = [e for e in examples if dataset.matches(only)(e)]
+        if not examples:
+            raise dataset.DataError(f"no photo in {data_dir} matches {', '.join(only)}")
     pixels, labels, examples, skipped = dataset.load_arrays(examples, model.input_size, progress)
     if skipped:
         log.warning("%d unreadable files skipped", len(skipped))
     probabilities = predict_pixels(model, pixels)
     name = dataset.describe_location(data_dir, shared_dir())
+    if only:
+        name += f" ({', '.join(only)} only)"
     return (score(probabilities, labels, examples, model.labels, name, subsets),
             probabilities, labels, examples)
 
@@ -199,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="treat a sub-folder as one of the model's classes")
     parser.add_argument("--subset", nargs="*", default=[], metavar="NAME=GLOB[,GLOB]",
                         help="also report accuracy on the files matching these name patterns")
+    parser.add_argument("--only", nargs="*", default=[], metavar="GLOB",
+                        help="evaluate only the photos whose names match these patterns")
     parser.add_argument("--out", type=Path, help="folder for report.json and the plots")
     parser.add_argument("--record", metavar="NAME",
                         help="also record the result in the model card's metrics as NAME")
@@ -211,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result, probabilities, labels, examples = evaluate_folder(
             model, args.data_dir, label_map=parse_mapping(args.label_map, "--label-map"),
-            subsets=parse_subsets(args.subset), progress=lambda xs: tqdm(xs, desc="reading"))
+            subsets=parse_subsets(args.subset), only=args.only,
+            progress=lambda xs: tqdm(xs, desc="reading"))
     except dataset.DataError as exc:
         parser.error(str(exc))
     report = {"model": model.describe(), **result,

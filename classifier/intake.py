@@ -96,7 +96,9 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
             if draft_size and image.format == "JPEG":
                 image.draft("RGB", draft_size)
             image.load()  # decodes the first frame only
-            return _to_rgb(ImageOps.exif_transpose(image))
+            # In place: without an orientation tag, exif_transpose would return a full copy.
+            ImageOps.exif_transpose(image, in_place=True)
+            return _to_rgb(image)
     except ImageError:
         raise
     except UnidentifiedImageError:

@@ -18,7 +18,7 @@ works. The run reads top to bottom like this:
    photos (flips, rotation, zoom, brightness, contrast), class-weighted when the
    classes are unbalanced.
 4. **Phase 2: fine-tuning.** The top blocks of the base learn too, at a low
-   learning rate, with every BatchNormalization layer kept frozen (its
+   learning rate (cosine decay), with every BatchNormalization layer kept frozen (its
    statistics were estimated on ImageNet and small batches would wreck them).
    Both phases stop early on validation loss and keep the best weights.
 5. **Export.** TFLite float32, float16 and full-integer int8 (calibrated on
@@ -74,6 +74,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     data = p.add_argument_group("data")
     data.add_argument("--add", nargs="*", default=[], metavar="CLASS=DIR",
                       help="add every photo under DIR to CLASS")
+    data.add_argument("--only", nargs="*", default=[], metavar="GLOB",
+                      help="train only on photos whose names match these patterns")
     data.add_argument("--exclude", type=Path, help="file of photo names to leave out")
     data.add_argument("--val-dir", type=Path, help="explicit validation folder")
     data.add_argument("--val-fraction", type=float, default=0.15,
@@ -91,16 +93,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     model.add_argument("--alpha", type=float, default=1.0,
                        help="MobileNetV2 width; must match the weights file")
     model.add_argument("--image-size", type=int, default=224)
-    model.add_argument("--dropout", type=float, default=0.2)
+    model.add_argument("--dropout", type=float, default=0.3)
     fit = p.add_argument_group("training")
     fit.add_argument("--batch-size", type=int, default=32)
-    fit.add_argument("--head-epochs", type=int, default=6)
+    fit.add_argument("--head-epochs", type=int, default=4)
     fit.add_argument("--head-lr", type=float, default=1e-3)
-    fit.add_argument("--fine-tune-epochs", type=int, default=10)
-    fit.add_argument("--fine-tune-blocks", type=int, default=4,
+    fit.add_argument("--fine-tune-epochs", type=int, default=8)
+    fit.add_argument("--fine-tune-blocks", type=int, default=10,
                      help="how many of MobileNetV2's 16 top inverted-residual blocks learn "
                           "in phase 2 (0 skips phase 2)")
-    fit.add_argument("--fine-tune-lr", type=float, default=5e-5)
+    fit.add_argument("--fine-tune-lr", type=float, default=1e-4,
+                     help="starting learning rate of phase 2 (cosine decay to 0)")
     fit.add_argument("--label-smoothing", type=float, default=0.1)
     fit.add_argument("--patience", type=int, default=3, help="early-stopping patience")
     fit.add_argument("--seed", type=int, default=42)
@@ -139,6 +142,8 @@ def gather(args: argparse.Namespace) -> Splits:
         if not files:
             raise DataError(f"--add {item}: no images under {folder}")
         examples += [Example(path, classes.index(name)) for path in files]
+    if args.only:
+        examples = [e for e in examples if dataset.matches(args.only)(e)]
     excluded = []
     if args.exclude:
         names = dataset.read_name_list(args.exclude)
@@ -231,12 +236,16 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return len(labels) / (num_classes * np.maximum(counts, 1))
 
 
-def fit(model, train_ds, val_ds, *, epochs: int, learning_rate: float, args) -> int:
-    """Compile and fit with early stopping; returns the number of epochs run."""
+def fit(model, train_ds, val_ds, *, epochs: int, learning_rate: float, args,
+        decay_steps: int | None = None) -> int:
+    """Compile and fit with early stopping; returns the number of epochs run.
+    With `decay_steps`, the learning rate follows a cosine from `learning_rate` to 0."""
     import keras
 
     if epochs <= 0:
         return 0
+    if decay_steps:
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
                   metrics=["accuracy"])
@@ -353,8 +362,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         learning = unfreeze_top_blocks(base, args.fine_tune_blocks)
         log.info("phase 2: fine-tuning the top %d blocks (%d layers learn)",
                  args.fine_tune_blocks, learning)
+        # A cosine decay lets the start move the newly trainable blocks and the end settle.
+        steps_per_epoch = -(-len(train_y) // args.batch_size)
         fine_epochs = fit(model, train_ds, val_ds, epochs=args.fine_tune_epochs,
-                          learning_rate=args.fine_tune_lr, args=args)
+                          learning_rate=args.fine_tune_lr, args=args,
+                          decay_steps=args.fine_tune_epochs * steps_per_epoch)
     train_seconds = time.monotonic() - started
     args.work_dir.mkdir(parents=True, exist_ok=True)
     model.save(args.work_dir / "model.keras")
@@ -401,7 +413,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_counts["holdout"] = dataset.counts(splits.holdout, classes)
     settings = {key: value for key, value in sorted(vars(args).items())
                 if key not in ("out", "work_dir", "data_dir", "val_dir", "test_dir",
-                               "add", "exclude", "base_weights", "description", "name", "subset")}
+                               "add", "exclude", "base_weights", "description", "name", "subset",
+                               "only")}
+    settings["trained_only_on"] = args.only or "all photos"
     settings["unreadable_photos_skipped"] = skipped_train + skipped_val
     settings["class_weights"] = {c: round(float(w), 4) for c, w in zip(classes, weights)}
     card = {

@@ -150,3 +150,30 @@ def test_uploads_are_never_spooled_to_disk(app):
     assert app.request_class is InMemoryRequest
     stream = InMemoryRequest.from_values()._get_file_stream(10**7, "image/jpeg", "x.jpg")
     assert isinstance(stream, io.BytesIO)
+
+
+def test_several_models_side_by_side(tmp_path):
+    """Every model directory is served; requests pick one by name, the page offers a choice."""
+    import json
+    import shutil
+
+    from tests.conftest import SHIPPED_MODELS
+    from webapp import create_app
+
+    shutil.copytree(SHIPPED_MODELS / "hotdog", tmp_path / "hotdog")
+    shutil.copytree(SHIPPED_MODELS / "hotdog", tmp_path / "second")
+    card_path = tmp_path / "second" / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["name"] = "second"
+    card_path.write_text(json.dumps(card))
+    client = create_app({"TESTING": True, "MODELS_DIR": tmp_path}).test_client()
+
+    names = [c["name"] for c in client.get("/api/v1/models").get_json()["models"]]
+    assert names == ["hotdog", "second"]
+    answer = client.post("/api/v1/classify?model=second", data=images.jpeg(),
+                         content_type="image/jpeg").get_json()
+    assert answer["model"]["name"] == "second"
+    page = client.get("/").get_data(as_text=True)
+    assert '<select class="form-select" id="model-select" name="model">' in page
+    chosen = client.post("/", data={"model": "second", "image": (io.BytesIO(images.jpeg()), "a.jpg")})
+    assert "Model second" in chosen.get_data(as_text=True)
