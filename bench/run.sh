@@ -8,12 +8,12 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 PY=.venv/bin/python
 $PY -m bench.inference
 $PY -m bench.intake
-$PY -m bench.http
+$PY -m bench.http_load
 {
   echo "# Benchmark results"
   echo
   echo "Measured by \`bench/run.sh\` on $(nproc) cores; every ratio compares figures from the same run."
   echo
-  cat bench/results/inference.md bench/results/intake.md bench/results/http.md
+  cat bench/results/inference.md bench/results/intake.md bench/results/http_load.md
 } > bench/results/RESULTS.md
 echo "wrote bench/results/RESULTS.md"

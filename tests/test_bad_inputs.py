@@ -62,7 +62,7 @@ FILENAMES = {
     "unicode": "hôt-dög 🌭 写真.jpg",
     "path traversal": "../../../../etc/passwd",
     "windows path": "C:\\Users\\x\\..\\..\\secret.jpg",
-    "control characters": "evil\r\nX-Injected: 1\x00.jpg",
+    "control characters": "evil\t\x07\u202egpj.exe",
 }
 
 
@@ -113,8 +113,15 @@ def test_hostile_file_names_are_only_echoed_safely(client, label):
                            data={"image": (io.BytesIO(images.jpeg()), FILENAMES[label])})
     assert response.status_code == OK
     shown = response.get_json()["results"][0]["filename"]
-    assert "/" not in shown and "\\" not in shown and "\n" not in shown and "\x00" not in shown
+    assert "/" not in shown and "\\" not in shown
+    assert all(ch.isprintable() and ch != "\u202e" for ch in shown)
     assert 0 < len(shown) <= 100
+
+
+def test_line_breaks_in_a_file_name_break_the_body_and_get_400(client):
+    response = client.post("/api/v1/classify", content_type="multipart/form-data",
+                           data={"image": (io.BytesIO(images.jpeg()), "a\r\nX-Injected: 1.jpg")})
+    assert response.status_code == BAD_REQUEST and response.is_json
 
 
 def test_hostile_file_name_is_escaped_on_the_page(client):

@@ -120,7 +120,7 @@ def test_tflite_matches_keras_on_the_same_photos(run):
     expected = keras_model.predict(pixels.astype(np.float32), verbose=0)
     # (largest, mean) absolute score difference allowed: float32 is the same arithmetic;
     # float16 rounds weights; int8 (calibrated here on only 16 pictures) quantises everything.
-    tolerances = {"float32": (1e-4, 1e-5), "float16": (1e-2, 2e-3), "int8": (0.15, 0.02)}
+    tolerances = {"float32": (1e-4, 1e-5), "float16": (0.03, 2e-3), "int8": (0.15, 0.02)}
     for variant, (largest, mean) in tolerances.items():
         engine = Model(work / f"model_{variant}.tflite", CLASSES)
         got = np.array([[engine.predict_bytes(f.read_bytes()).scores[c] for c in CLASSES]

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def test_short_soak_with_a_killed_worker(tmp_path):
     summary_file = tmp_path / "soak.json"
     completed = subprocess.run(
-        [sys.executable, "bench/soak.py", "--seconds", "10", "--concurrency", "6",
+        [sys.executable, "-m", "bench.soak", "--seconds", "10", "--concurrency", "6",
          "--json", str(summary_file)],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180)
     assert summary_file.exists(), completed.stdout + completed.stderr

@@ -21,31 +21,32 @@ health = Blueprint("health", __name__)
 def classify():
     """Classify one or several photos.
     ---
-    summary: Classify photos
-    description: >
-      Send photos as multipart/form-data in the field `image` (repeat it for
-      several), or one photo as the raw request body with an `image/*` type.
-    parameters:
-      - {in: query, name: model, schema: {type: string}, required: false,
-         description: "Model name (default: hotdog). See GET /api/v1/models."}
-    requestBody:
-      content:
-        multipart/form-data:
-          schema:
-            type: object
-            properties:
-              image: {type: array, items: {type: string, format: binary}}
-            required: [image]
-        image/*:
-          schema: {type: string, format: binary}
-    responses:
-      200:
-        description: One result per photo, in the order sent.
-        content: {application/json: {schema: ClassifyResponse}}
-      400: {description: "No photo, empty file, too many files, unknown model", content: {application/json: {schema: Error}}}
-      413: {description: Upload larger than the limit, content: {application/json: {schema: Error}}}
-      415: {description: Not an image in an accepted format, content: {application/json: {schema: Error}}}
-      422: {description: "Damaged image, or too many pixels", content: {application/json: {schema: Error}}}
+    post:
+      summary: Classify photos
+      description: >
+        Send photos as multipart/form-data in the field `image` (repeat it for
+        several), or one photo as the raw request body with an `image/*` type.
+      parameters:
+        - {in: query, name: model, schema: {type: string}, required: false,
+           description: "Model name (default: hotdog). See GET /api/v1/models."}
+      requestBody:
+        content:
+          multipart/form-data:
+            schema:
+              type: object
+              properties:
+                image: {type: array, items: {type: string, format: binary}}
+              required: [image]
+          image/*:
+            schema: {type: string, format: binary}
+      responses:
+        200:
+          description: One result per photo, in the order sent.
+          content: {application/json: {schema: ClassifyResponse}}
+        400: {description: "No photo, empty file, too many files, unknown model", content: {application/json: {schema: Error}}}
+        413: {description: Upload larger than the limit, content: {application/json: {schema: Error}}}
+        415: {description: Not an image in an accepted format, content: {application/json: {schema: Error}}}
+        422: {description: "Damaged image, or too many pixels", content: {application/json: {schema: Error}}}
     """
     started = time.perf_counter()
     model = model_for_request()
@@ -60,11 +61,12 @@ def classify():
 def models():
     """List the models this server can use, with their model cards.
     ---
-    summary: List models
-    responses:
-      200:
-        description: The default model's name and every model card.
-        content: {application/json: {schema: ModelList}}
+    get:
+      summary: List models
+      responses:
+        200:
+          description: The default model's name and every model card.
+          content: {application/json: {schema: ModelList}}
     """
     reg = registry()
     return jsonify(default=reg.default,
@@ -75,8 +77,9 @@ def models():
 def healthz():
     """Liveness: the process answers.
     ---
-    summary: Liveness probe
-    responses: {200: {description: The process is up.}}
+    get:
+      summary: Liveness probe
+      responses: {200: {description: The process is up.}}
     """
     return jsonify(status="ok")
 
@@ -85,10 +88,11 @@ def healthz():
 def readyz():
     """Readiness: every model answers a prediction.
     ---
-    summary: Readiness probe
-    responses:
-      200: {description: Every model predicts.}
-      503: {description: A model failed; the body says which.}
+    get:
+      summary: Readiness probe
+      responses:
+        200: {description: Every model predicts.}
+        503: {description: A model failed; the body says which.}
     """
     reg, failures = registry(), {}
     for name in reg.names():

@@ -141,4 +141,4 @@ def markdown(result: dict) -> str:
 if __name__ == "__main__":
     from bench.common import report
 
-    report("http", run(), markdown)
+    report("http_load", run(), markdown)
