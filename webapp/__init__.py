@@ -22,6 +22,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_object(Config)
     if test_config:
         app.config.update(test_config)
+    # Non-file form fields may be as large as the whole upload limit allows.
     app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
     app.request_class = InMemoryRequest
     if not app.debug and not app.testing:

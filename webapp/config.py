@@ -29,9 +29,7 @@ class Config:
     INTERPRETERS_PER_MODEL = _int("NOTHOTDOG_INTERPRETERS", _int("GUNICORN_THREADS", 4))
     #: Threads inside one inference; 1 lets worker processes use the cores in parallel.
     INFERENCE_THREADS = _int("NOTHOTDOG_INFERENCE_THREADS", 1)
-    # Form fields are parsed in memory: uploads never touch the disk.
-    MAX_FORM_MEMORY_SIZE = MAX_CONTENT_LENGTH
+    # A form has one field per photo plus the model name; more parts is not our page.
     MAX_FORM_PARTS = 64
     # Bootstrap's CSS and JS come from this server, never a CDN.
     BOOTSTRAP_SERVE_LOCAL = True
-    JSON_SORT_KEYS = False
