@@ -15,7 +15,6 @@ from classifier import card as model_card
 from classifier import dataset, evaluate
 from classifier.engine import Model
 from classifier.settings import default_base_weights
-from tests import images
 from tests.conftest import require_shared
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from webapp.classify import classify_uploads, model_for_request, registry
 from webapp.uploads import uploads_from_request
