@@ -42,7 +42,7 @@ def _keras_model():
     return model, "same architecture rebuilt from the base weights"
 
 
-def _tflite_files(keras_model, pixels) -> dict[str, Path]:
+def _tflite_files(keras_model) -> dict[str, Path]:
     files = {v: WORK_DIR / f"model_{v}.tflite" for v in ("float32", "float16", "int8")}
     if all(p.is_file() for p in files.values()):
         return files
@@ -65,7 +65,7 @@ def run(repeats: int = 300) -> dict:
 
     pixels = _sample_pixels()
     keras_model, keras_source = _keras_model()
-    files = _tflite_files(keras_model, pixels)
+    files = _tflite_files(keras_model)
     rows = []
     for variant, path in files.items():
         for threads in (1, 2):

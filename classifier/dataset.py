@@ -131,6 +131,14 @@ def matches(patterns: Iterable[str]) -> Callable[[Example], bool]:
     return lambda example: any(fnmatch.fnmatch(example.path.name, p) for p in patterns)
 
 
+def only_matching(examples: Sequence[Example], patterns: Sequence[str]) -> list[Example]:
+    """The examples whose file names match any of `patterns` (all of them if none given)."""
+    if not patterns:
+        return list(examples)
+    keep = matches(patterns)
+    return [e for e in examples if keep(e)]
+
+
 def counts(examples: Sequence[Example], classes: Sequence[str]) -> dict:
     """Photo counts per class and per file-name source (never machine paths)."""
     per_class = Counter(classes[e.label] for e in examples)

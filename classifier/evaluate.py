@@ -85,7 +85,8 @@ def score(probabilities: np.ndarray, labels: np.ndarray, examples: Sequence[Exam
     if subsets:
         result["subsets"] = {}
         for name, patterns in subsets.items():
-            chosen = np.array([dataset.matches(patterns)(e) for e in examples])
+            in_subset = dataset.matches(patterns)
+            chosen = np.array([in_subset(e) for e in examples])
             if chosen.any():
                 result["subsets"][name] = {
                     "n": int(chosen.sum()), "accuracy": float(correct[chosen].mean()),
@@ -182,7 +183,7 @@ def evaluate_folder(model: Model, data_dir: Path, *, label_map: dict[str, str] |
                     progress=iter) -> tuple[dict, np.ndarray, np.ndarray, list[Example]]:
     examples = dataset.scan_labelled(data_dir, model.labels, label_map)
     if only:
-        examples = [e for e in examples if dataset.matches(only)(e)]
+        examples = dataset.only_matching(examples, only)
         if not examples:
             raise dataset.DataError(f"no photo in {data_dir} matches {', '.join(only)}")
     pixels, labels, examples, skipped = dataset.load_arrays(examples, model.input_size, progress)

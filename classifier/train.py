@@ -142,8 +142,7 @@ def gather(args: argparse.Namespace) -> Splits:
         if not files:
             raise DataError(f"--add {item}: no images under {folder}")
         examples += [Example(path, classes.index(name)) for path in files]
-    if args.only:
-        examples = [e for e in examples if dataset.matches(args.only)(e)]
+    examples = dataset.only_matching(examples, args.only)
     excluded = []
     if args.exclude:
         names = dataset.read_name_list(args.exclude)

@@ -188,3 +188,10 @@ def test_split_is_stratified_and_seeded():
     for label in (0, 1):
         for src in ("a", "b"):
             assert sum(e.label == label and e.source == src for e in taken) == 5
+
+
+def test_only_matching_keeps_the_named_sources():
+    examples = [dataset.Example(Path(f"{src}_{i}.jpg"), 0) for src in ("dtu_food", "seefood")
+                for i in range(3)]
+    assert [e.source for e in dataset.only_matching(examples, ["dtu_*"])] == ["dtu_food"] * 3
+    assert dataset.only_matching(examples, []) == examples
