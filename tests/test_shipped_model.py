@@ -7,11 +7,14 @@ the product's targets of 97.0 % and 95 %, which this model does not reach yet.
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
+from PIL import Image
 
 from classifier import card as model_card
+from classifier import intake
 from classifier.engine import Model
 from classifier.evaluate import evaluate_folder
 from tests.conftest import SHIPPED_MODELS, require_shared
@@ -75,3 +78,30 @@ def test_other_dishes_are_not_hot_dogs():
                                  label_map={"pizza": "not_hotdog", "not_pizza": "not_hotdog"})
     assert result["n"] == 413
     assert result["accuracy"] >= 0.97
+
+
+def test_reduced_scale_jpeg_decoding_keeps_the_verdicts():
+    """Intake lets a JPEG decode by DCT scaling to a little under the input size
+    (intake.DRAFT_SLACK). Photos enlarged 1.8x land right in that case (half scale is
+    0.9x the input); their verdicts must match those from a decode at full input size."""
+    folder = require_shared("datasets", "hotdog", "test")
+    model = Model.from_directory(MODEL_DIR)
+    size = model.input_size
+    photos = sorted(folder.glob("*/*.jpg"))[::3]
+    agree = correct_reduced = correct_full = 0
+    for path in photos:
+        with Image.open(path) as photo:
+            enlarged = photo.convert("RGB").resize(
+                (round(photo.width * 1.8), round(photo.height * 1.8)), Image.Resampling.BICUBIC)
+        buffer = io.BytesIO()
+        enlarged.save(buffer, "JPEG", quality=90)
+        data = buffer.getvalue()
+        reduced = model.predict_pixels(intake.load_pixels(data, size)).label
+        full = model.predict_pixels(intake.fit_to_input(
+            intake.decode_image(data, draft_size=size), size)).label
+        agree += reduced == full
+        correct_reduced += reduced == path.parent.name
+        correct_full += full == path.parent.name
+    assert len(photos) == 606
+    assert agree / len(photos) >= 0.98
+    assert abs(correct_reduced - correct_full) / len(photos) <= 0.01
