@@ -16,7 +16,8 @@ works. The run reads top to bottom like this:
    file takes plain 0-255 RGB and no caller re-implements preprocessing.
 3. **Phase 1: head.** The base is frozen and only the head learns, on augmented
    photos (flips, rotation, zoom, brightness, contrast), class-weighted when the
-   classes are unbalanced.
+   classes are unbalanced; `--source-balance` also lets small sources within a
+   class (file-name prefixes) weigh more.
 4. **Phase 2: fine-tuning.** The top blocks of the base learn too, at a low
    learning rate (cosine decay), with every BatchNormalization layer kept frozen (its
    statistics were estimated on ImageNet and small batches would wreck them).
@@ -38,6 +39,7 @@ import platform
 import shlex
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -105,6 +107,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     fit.add_argument("--fine-tune-lr", type=float, default=1e-4,
                      help="starting learning rate of phase 2 (cosine decay to 0)")
     fit.add_argument("--label-smoothing", type=float, default=0.1)
+    fit.add_argument("--source-balance", type=float, default=0.0,
+                     help="within a class, a source (file-name prefix) of n photos weighs "
+                          "n ** (1 - this): 0 as they come, 0.5 square-root, 1 all alike")
     fit.add_argument("--patience", type=int, default=3, help="early-stopping patience")
     fit.add_argument("--seed", type=int, default=42)
     export = p.add_argument_group("export")
@@ -208,12 +213,11 @@ def augmenter(seed: int):
     ], name="augment")
 
 
-def make_dataset(pixels, labels, num_classes, batch_size, *, class_weights=None,
+def make_dataset(pixels, labels, num_classes, batch_size, *, weights=None,
                  augment=None, seed=0):
     import tensorflow as tf
 
-    weights = np.ones(len(labels), np.float32) if class_weights is None else \
-        class_weights[labels].astype(np.float32)
+    weights = np.ones(len(labels), np.float32) if weights is None else weights
     ds = tf.data.Dataset.from_tensor_slices((pixels, labels, weights))
     if augment is not None:
         ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
@@ -233,6 +237,25 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Weights so every class counts as much as the others overall."""
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     return len(labels) / (num_classes * np.maximum(counts, 1))
+
+
+def sample_weights(labels: np.ndarray, sources: Sequence[str], class_weights: np.ndarray,
+                   source_balance: float) -> np.ndarray:
+    """Per-photo weights: the class weight, and within each class a share that lets
+    small sources count more (`--source-balance`). A class's total weight is kept, so
+    the classes stay balanced against each other. Why: one kind of photo that the
+    test of real use is full of can be a small folder in the training data (a few
+    dozen bare-sausage photos beside hundreds of chili dogs) and barely move the model."""
+    weights = class_weights[labels].astype(np.float64)
+    if source_balance:
+        groups = list(zip(labels.tolist(), sources))
+        sizes = Counter(groups)
+        share = np.array([sizes[group] ** -source_balance for group in groups])
+        for label in np.unique(labels):
+            mine = labels == label
+            share[mine] *= mine.sum() / share[mine].sum()
+        weights *= share
+    return weights.astype(np.float32)
 
 
 def fit(model, train_ds, val_ds, *, epochs: int, learning_rate: float, args,
@@ -345,7 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     weights = balanced_class_weights(train_y, len(classes))
     train_ds = make_dataset(train_x, train_y, len(classes), args.batch_size,
-                            class_weights=weights, augment=augmenter(args.seed), seed=args.seed)
+                            weights=sample_weights(train_y, [e.source for e in splits.train],
+                                                   weights, args.source_balance),
+                            augment=augmenter(args.seed), seed=args.seed)
     val_ds = make_dataset(val_x, val_y, len(classes), 2 * args.batch_size)
 
     try:

@@ -195,3 +195,18 @@ def test_only_matching_keeps_the_named_sources():
                 for i in range(3)]
     assert [e.source for e in dataset.only_matching(examples, ["dtu_*"])] == ["dtu_food"] * 3
     assert dataset.only_matching(examples, []) == examples
+
+
+def test_source_balance_lifts_small_sources_and_keeps_classes_balanced():
+    from classifier.train import balanced_class_weights, sample_weights
+
+    labels = np.array([0] * 90 + [0] * 10 + [1] * 50)
+    sources = ["big"] * 90 + ["small"] * 10 + ["other"] * 50
+    class_weights = balanced_class_weights(labels, 2)
+    plain = sample_weights(labels, sources, class_weights, 0.0)
+    assert np.allclose(plain, class_weights[labels])
+    for balance, small_share in ((0.5, 0.25), (1.0, 0.5)):  # sqrt(10) / (sqrt(90) + sqrt(10))
+        weights = sample_weights(labels, sources, class_weights, balance)
+        assert weights[labels == 0].sum() == pytest.approx(weights[labels == 1].sum())
+        assert weights[90:100].sum() / weights[:100].sum() == pytest.approx(small_share)
+        assert len(set(weights[:90].round(6))) == 1  # equal within a source
