@@ -107,6 +107,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     fit.add_argument("--fine-tune-lr", type=float, default=1e-4,
                      help="starting learning rate of phase 2 (cosine decay to 0)")
     fit.add_argument("--label-smoothing", type=float, default=0.1)
+    fit.add_argument("--mixup", type=float, default=0.0,
+                     help="blend training photos pairwise, Beta(this, this) weights; 0 is off")
     fit.add_argument("--source-balance", type=float, default=0.0,
                      help="within a class, a source (file-name prefix) of n photos weighs "
                           "n ** (1 - this): 0 as they come, 0.5 square-root, 1 all alike")
@@ -214,20 +216,38 @@ def augmenter(seed: int):
 
 
 def make_dataset(pixels, labels, num_classes, batch_size, *, weights=None,
-                 augment=None, seed=0):
+                 augment=None, mixup=0.0, seed=0):
+    """Batches of (float pixels, one-hot labels, weights). `augment` changes each photo;
+    `mixup` > 0 blends each batch with itself reversed, lam ~ Beta(mixup, mixup)."""
     import tensorflow as tf
 
     weights = np.ones(len(labels), np.float32) if weights is None else weights
     ds = tf.data.Dataset.from_tensor_slices((pixels, labels, weights))
     if augment is not None:
         ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    ds = ds.batch(batch_size).enumerate()
 
-    def prepare(x, y, w):
+    def prepare(batch, xyw):
+        x, y, w = xyw
         x = tf.cast(x, tf.float32)
         if augment is not None:
             x = tf.clip_by_value(augment(x, training=True), 0.0, 255.0)
-        return x, tf.one_hot(y, num_classes), w
+        y = tf.one_hot(y, num_classes)
+        if mixup > 0:
+            x, y, w = blend(batch, x, y, w)
+        return x, y, w
+
+    def blend(batch, x, y, w):
+        # Beta(a, a) as a ratio of two gammas, seeded by the batch's position so the run
+        # stays deterministic (the shuffle still pairs different photos every epoch).
+        shape = tf.shape(x)[:1]
+        key = tf.cast(batch, tf.int32)
+        g1 = tf.random.stateless_gamma(shape, seed=tf.stack([seed, key]), alpha=mixup)
+        g2 = tf.random.stateless_gamma(shape, seed=tf.stack([seed + 1, key]), alpha=mixup)
+        lam = g1 / (g1 + g2)
+        return (lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[::-1],
+                lam[:, None] * y + (1 - lam[:, None]) * y[::-1],
+                lam * w + (1 - lam) * w[::-1])
 
     return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE,
                   deterministic=True).prefetch(tf.data.AUTOTUNE)
@@ -370,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_ds = make_dataset(train_x, train_y, len(classes), args.batch_size,
                             weights=sample_weights(train_y, [e.source for e in splits.train],
                                                    weights, args.source_balance),
-                            augment=augmenter(args.seed), seed=args.seed)
+                            augment=augmenter(args.seed), mixup=args.mixup, seed=args.seed)
     val_ds = make_dataset(val_x, val_y, len(classes), 2 * args.batch_size)
 
     try:

@@ -210,3 +210,34 @@ def test_source_balance_lifts_small_sources_and_keeps_classes_balanced():
         assert weights[labels == 0].sum() == pytest.approx(weights[labels == 1].sum())
         assert weights[90:100].sum() / weights[:100].sum() == pytest.approx(small_share)
         assert len(set(weights[:90].round(6))) == 1  # equal within a source
+
+
+def test_mixup_blends_photos_labels_and_weights_alike_and_is_seeded():
+    from classifier.train import make_dataset
+
+    values = np.array([0, 200, 100, 50, 30, 250], np.float32)
+    pixels = np.stack([np.full((4, 4, 3), v, np.uint8) for v in values])
+    labels, weights = np.array([0, 1, 0, 1, 1, 0]), np.arange(1, 7, dtype=np.float32)
+
+    def batches(mixup, seed=1):  # no augmentation, so no shuffle: batches of 3 in order
+        return [tuple(t.numpy() for t in batch) for batch in
+                make_dataset(pixels, labels, 2, 3, weights=weights, mixup=mixup, seed=seed)]
+
+    plain = batches(0.0)
+    assert np.array_equal(np.concatenate([b[0][:, 0, 0, 0] for b in plain]), values)
+    mixed = batches(0.4)
+    for (x, y, w), first in zip(mixed, (0, 3)):
+        own = slice(first, first + 3)
+        # Photo i is blended with photo 2 - i of its batch; the middle one with itself.
+        partner_values, own_values = values[own][::-1], values[own]
+        mix = (x[[0, 2], 0, 0, 0] - partner_values[[0, 2]]) / \
+            (own_values[[0, 2]] - partner_values[[0, 2]])
+        onehot = np.eye(2)[labels[own]]
+        assert np.allclose(y[[0, 2]], mix[:, None] * onehot[[0, 2]]
+                           + (1 - mix[:, None]) * onehot[::-1][[0, 2]], atol=1e-4)
+        assert np.allclose(w[[0, 2]], mix * weights[own][[0, 2]]
+                           + (1 - mix) * weights[own][::-1][[0, 2]], atol=1e-4)
+        assert ((mix >= 0) & (mix <= 1)).all() and not np.allclose(mix, 1)
+        assert np.allclose(y.sum(axis=1), 1)
+    again = batches(0.4)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(mixed, again))
