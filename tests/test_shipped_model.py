@@ -25,10 +25,14 @@ FOOD_SUBSET = {"food": ["dtu_hotdog_*", "dtu_chilidog_*", "dtu_frankfurter_*", "
 
 
 @pytest.fixture(scope="module")
-def test_split_result():
+def shipped_model():
+    return Model.from_directory(MODEL_DIR)
+
+
+@pytest.fixture(scope="module")
+def test_split_result(shipped_model):
     folder = require_shared("datasets", "hotdog", "test")
-    model = Model.from_directory(MODEL_DIR)
-    result, *_ = evaluate_folder(model, folder, subsets=FOOD_SUBSET)
+    result, *_ = evaluate_folder(shipped_model, folder, subsets=FOOD_SUBSET)
     return result
 
 
@@ -69,24 +73,22 @@ def test_card_reports_what_we_measure(test_split_result):
     assert recorded["confusion_matrix"] == test_split_result["confusion_matrix"]
 
 
-def test_other_dishes_are_not_hot_dogs():
+def test_other_dishes_are_not_hot_dogs(shipped_model):
     """Food-101 dishes from the pizza set's test split (never trained on): the
     photos real users send. The floor guards the measured 98.1 %."""
     folder = require_shared("datasets", "pizza", "test")
-    model = Model.from_directory(MODEL_DIR)
-    result, *_ = evaluate_folder(model, folder,
+    result, *_ = evaluate_folder(shipped_model, folder,
                                  label_map={"pizza": "not_hotdog", "not_pizza": "not_hotdog"})
     assert result["n"] == 413
     assert result["accuracy"] >= 0.97
 
 
-def test_reduced_scale_jpeg_decoding_keeps_the_verdicts():
+def test_reduced_scale_jpeg_decoding_keeps_the_verdicts(shipped_model):
     """Intake lets a JPEG decode by DCT scaling to a little under the input size
     (intake.DRAFT_SLACK). Photos enlarged 1.8x land right in that case (half scale is
     0.9x the input); their verdicts must match those from a decode at full input size."""
     folder = require_shared("datasets", "hotdog", "test")
-    model = Model.from_directory(MODEL_DIR)
-    size = model.input_size
+    size = shipped_model.input_size
     photos = sorted(folder.glob("*/*.jpg"))[::3]
     agree = correct_reduced = correct_full = 0
     for path in photos:
@@ -96,8 +98,8 @@ def test_reduced_scale_jpeg_decoding_keeps_the_verdicts():
         buffer = io.BytesIO()
         enlarged.save(buffer, "JPEG", quality=90)
         data = buffer.getvalue()
-        reduced = model.predict_pixels(intake.load_pixels(data, size)).label
-        full = model.predict_pixels(intake.fit_to_input(
+        reduced = shipped_model.predict_pixels(intake.load_pixels(data, size)).label
+        full = shipped_model.predict_pixels(intake.fit_to_input(
             intake.decode_image(data, draft_size=size), size)).label
         agree += reduced == full
         correct_reduced += reduced == path.parent.name
