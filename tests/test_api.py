@@ -80,6 +80,15 @@ def test_too_many_files(app, client):
     assert response.get_json()["error"]["code"] == "too_many_files"
 
 
+def test_more_form_parts_than_the_parser_takes_is_too_many_files(app, client):
+    parts = app.config["MAX_FORM_PARTS"]
+    files = [(f"{i}.jpg", images.jpeg(8, 8)) for i in range(parts + 1)]
+    response = client.post("/api/v1/classify", data=upload(*files))
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "too_many_files" and str(parts) in error["message"]
+
+
 def test_upload_over_the_limit_is_413(app, client):
     too_big = b"\xff" * (app.config["MAX_CONTENT_LENGTH"] + 1)
     response = client.post("/api/v1/classify", data=upload(("big.jpg", too_big)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from classifier.intake import ImageError
 
@@ -63,6 +63,12 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        if isinstance(exc, RequestEntityTooLarge) and _within_size_limit(app):
+            # Werkzeug's form parser also answers 413 to a form of more than
+            # MAX_FORM_PARTS parts; for a small upload, that means too many photos.
+            return error_response(400, "too_many_files", (
+                f"The form has more than {app.config['MAX_FORM_PARTS']} parts; at most "
+                f"{app.config['MAX_FILES_PER_REQUEST']} photos are accepted at once."))
         code, message = _HTTP_MESSAGES.get(exc.code, ("http_error", exc.description))
         message = message.format(limit=describe_limit(app.config["MAX_CONTENT_LENGTH"]))
         return error_response(exc.code or 500, code, message)
@@ -71,3 +77,8 @@ def register(app: Flask) -> None:
     def unexpected_error(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+def _within_size_limit(app: Flask) -> bool:
+    length = request.content_length
+    return length is not None and length <= app.config["MAX_CONTENT_LENGTH"]
