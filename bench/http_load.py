@@ -1,5 +1,6 @@
 """End-to-end HTTP benchmark: gunicorn on loopback under wrk, our app against the
-naive Keras-in-Flask baseline (bench/naive_app.py) served the same way.
+naive Keras-in-Flask baseline (bench/naive_app.py) and a tutorial-style LiteRT
+app (bench/tutorial_litert_app.py), all served the same way.
 
 Measures, for each server:
 - cold start: process start -> first successful classification;
@@ -21,12 +22,14 @@ from pathlib import Path
 import requests
 
 from bench.common import ROOT
+from bench.inference import tflite_files
 from tests import images
 from tests.servers import Server, gunicorn
 
 BOUNDARY = "notHotdogBench7f3a"
 WRK_SCRIPT = ROOT / "bench" / "wrk_multipart.lua"
-SERVERS = {"ours": "app:app", "naive Keras-in-Flask": "bench.naive_app:app"}
+SERVERS = {"ours": "app:app", "tutorial LiteRT float32": "bench.tutorial_litert_app:app",
+           "naive Keras-in-Flask": "bench.naive_app:app"}
 
 
 def multipart(name: str, data: bytes) -> bytes:
@@ -88,8 +91,8 @@ def parse_wrk(output: str) -> dict:
 
 
 def measure_server(name: str, target: str, files: dict[str, list[Path]], seconds: int,
-                   workers: int) -> dict:
-    with gunicorn(target, workers=workers, env={"GUNICORN_MAX_REQUESTS": "0"}) as server:
+                   workers: int, env: dict[str, str]) -> dict:
+    with gunicorn(target, workers=workers, env={"GUNICORN_MAX_REQUESTS": "0", **env}) as server:
         cold = first_answer(server, files["512px"][0].read_bytes())
         headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
         for i in range(100):
@@ -108,14 +111,17 @@ def measure_server(name: str, target: str, files: dict[str, list[Path]], seconds
 def run(seconds: int = 10, workers: int = 2) -> dict:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk (bench/run.sh does it)")
+    env = {"BENCH_FLOAT32_TFLITE": str(tflite_files()["float32"])}
     with tempfile.TemporaryDirectory() as folder:
         files = bodies(Path(folder))
-        servers = [measure_server(name, target, files, seconds, workers)
+        servers = [measure_server(name, target, files, seconds, workers, env)
                    for name, target in SERVERS.items()]
-    ours, naive = servers
+    naive_rps = servers[-1]["load"]["16"]["requests_per_s"]
+    for server in servers:
+        server["throughput_ratio_c16"] = round(server["load"]["16"]["requests_per_s"] /
+                                               naive_rps, 1)
     return {"workers": workers, "seconds_per_run": seconds, "servers": servers,
-            "throughput_ratio_c16": round(ours["load"]["16"]["requests_per_s"] /
-                                          naive["load"]["16"]["requests_per_s"], 1)}
+            "throughput_ratio_c16": servers[0]["throughput_ratio_c16"]}
 
 
 def markdown(result: dict) -> str:
@@ -133,8 +139,9 @@ def markdown(result: dict) -> str:
         for connections, row in s["load"].items():
             lines.append(f"| {s['server']} | {connections} | {row['requests_per_s']} | "
                          f"{row.get('p50_ms')} | {row.get('p99_ms')} | {row['errors']} |")
-    lines.append(f"\nAt concurrency 16 ours serves **{result['throughput_ratio_c16']}x** the "
-                 "naive baseline's requests/s.")
+    ratios = ", ".join(f"{s['server']} {s['throughput_ratio_c16']}x"
+                       for s in result["servers"][:-1])
+    lines.append(f"\nRequests/s at concurrency 16 against the naive baseline's: {ratios}.")
     return "\n".join(lines)
 
 

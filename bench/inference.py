@@ -42,11 +42,14 @@ def _keras_model():
     return model, "same architecture rebuilt from the base weights"
 
 
-def _tflite_files(keras_model) -> dict[str, Path]:
+def tflite_files(keras_model=None) -> dict[str, Path]:
+    """The network as TFLite float32, float16 and int8 (see the module docstring)."""
     files = {v: WORK_DIR / f"model_{v}.tflite" for v in ("float32", "float16", "int8")}
     if all(p.is_file() for p in files.values()):
         return files
     from classifier.export import to_tflite
+
+    keras_model = keras_model or _keras_model()[0]
 
     out = ROOT / "bench" / "results" / "tmp"
     out.mkdir(parents=True, exist_ok=True)
@@ -65,7 +68,7 @@ def run(repeats: int = 300) -> dict:
 
     pixels = _sample_pixels()
     keras_model, keras_source = _keras_model()
-    files = _tflite_files(keras_model)
+    files = tflite_files(keras_model)
     rows = []
     for variant, path in files.items():
         for threads in (1, 2):
