@@ -3,8 +3,11 @@ and the Procfile / WSGI entries point at the app."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -36,3 +39,41 @@ def test_gunicorn_serves_with_our_config():
         assert answer.headers["X-Frame-Options"] == "DENY"
     output = server.process.stdout.read()
     assert "Using worker: gthread" in output  # our gunicorn.conf.py was used
+
+
+def _cores_of(server) -> list[set[int]]:
+    return [set(os.sched_getaffinity(worker.pid)) for worker in server.workers()]
+
+
+needs_two_cores = pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="pinning workers to cores needs Linux and at least 2 usable cores")
+
+
+@pytest.mark.slow
+@needs_two_cores
+def test_pinned_workers_get_a_core_each_and_a_replacement_takes_the_freed_one():
+    usable = set(os.sched_getaffinity(0))
+    with gunicorn(env={"GUNICORN_PIN_WORKERS": "1"}) as server:
+        server.wait_ready(workers=2, timeout=30)
+        first, second = _cores_of(server)
+        assert len(first) == len(second) == 1 and first != second and first | second <= usable
+
+        # Kill the worker on the higher core: a replacement must not just take the first.
+        victim = max(server.workers(), key=lambda w: min(os.sched_getaffinity(w.pid)))
+        victim.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while [w.pid for w in server.workers()].count(victim.pid) or len(server.workers()) < 2:
+            assert time.monotonic() < deadline, "the killed worker was not replaced"
+            time.sleep(0.05)
+        server.wait_ready(workers=2, timeout=30)
+        # The replacement took the killed worker's core: still one worker per core.
+        assert sorted(map(sorted, _cores_of(server))) == sorted(map(sorted, [first, second]))
+
+
+@pytest.mark.slow
+@needs_two_cores
+def test_unpinned_workers_may_run_on_every_core():
+    with gunicorn(env={"GUNICORN_PIN_WORKERS": "0"}) as server:
+        server.wait_ready(workers=2, timeout=30)
+        assert _cores_of(server) == [set(os.sched_getaffinity(0))] * 2
