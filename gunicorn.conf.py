@@ -23,7 +23,7 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 # One worker per core, each pinned to its own: a worker's interpreters (weights and
 # activation buffers) then stay in that core's caches instead of following the
-# scheduler's migrations - about 6 % more requests/s and a lower p99 in interleaved
+# scheduler's migrations - about 7 % more requests/s and a lower p99 in interleaved
 # runs of bench/http_load.py on 2 cores. Pinned only when the workers exactly fill the
 # usable cores (on a larger, shared host the scheduler knows better);
 # GUNICORN_PIN_WORKERS=1 or 0 forces it on or off.

@@ -102,7 +102,7 @@ def run(seconds: float, concurrency: int, workers: int, threads: int) -> dict:
     env = {"GUNICORN_THREADS": str(threads), "GUNICORN_MAX_REQUESTS": "0"}
     with gunicorn(workers=workers, env=env) as server:
         server.wait_ready(workers)
-        base, master = server.base, psutil.Process(server.process.pid)
+        base = server.base
         victim, survivor = server.workers()[0], server.workers()[-1]
         mix = request_mix()
         outcomes: list[Outcome] = []
@@ -116,13 +116,8 @@ def run(seconds: float, concurrency: int, workers: int, threads: int) -> dict:
         killed_at = time.monotonic()
         os.kill(victim.pid, signal.SIGKILL)
         died_at = wait_until_dead(victim)
-        respawned = None
-        while time.monotonic() - killed_at < 10:
-            pids = {c.pid for c in master.children()}
-            if victim.pid not in pids and len(pids) == workers:
-                respawned = time.monotonic() - killed_at
-                break
-            time.sleep(0.05)
+        replaced_at = server.wait_replaced(victim.pid, workers, timeout=10)
+        respawned = None if replaced_at is None else replaced_at - killed_at
         # The survivor now carries every connection, so all its threads (and their
         # allocator arenas) are in use: from here on its memory should stay flat.
         time.sleep(max(0.0, begun + WARM_UP_UNTIL * seconds - time.monotonic()))

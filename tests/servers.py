@@ -48,6 +48,17 @@ class Server:
             time.sleep(0.02)
         raise RuntimeError(f"gunicorn not ready after {timeout} s")
 
+    def wait_replaced(self, pid: int, workers: int, timeout: float = 10) -> float | None:
+        """Until the master runs `workers` workers again, none of them `pid`: the
+        time.monotonic() when it did, or None after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pids = [worker.pid for worker in self.workers()]
+            if pid not in pids and len(pids) == workers:
+                return time.monotonic()
+            time.sleep(0.05)
+        return None
+
 
 @contextmanager
 def gunicorn(target: str = "app:app", *, workers: int = 2, env: dict | None = None,
