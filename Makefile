@@ -14,8 +14,9 @@ FOOD_SUBSET = food=dtu_hotdog_*,dtu_chilidog_*,dtu_frankfurter_*,dtu_food_*
 run: $(VENV)/.serving
 	$(VENV)/bin/gunicorn app:app
 
-## test: install the development requirements (and Chromium, for the browser test), run pytest
+## test: install the development requirements (and Chromium, for the browser test), lint, run pytest
 test: $(VENV)/.dev browser
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 $(VENV)/bin/python:

@@ -82,7 +82,7 @@ def parse_wrk(output: str) -> dict:
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
     latency = {f"p{q}_ms": round(ms(v, u), 2) for q, v, u in
-               re.findall(r"^\s+(50|90|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)}
+               re.findall(r"^\s+(50|90|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)}
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),

@@ -73,11 +73,14 @@ def run(repeats: int = 300) -> dict:
     for variant, path in files.items():
         for threads in (1, 2):
             model = Model(path, ["hotdog", "not_hotdog"], num_threads=threads)
-            samples = timed(lambda i: model.predict_pixels(pixels[i % len(pixels)]), repeats)
+            samples = timed(lambda i, model=model: model.predict_pixels(pixels[i % len(pixels)]),
+                            repeats)
             rows.append({"engine": f"TFLite {variant}", "threads": threads,
                          "size_mb": round(path.stat().st_size / 1e6, 2), **percentiles(samples)})
 
-    batch = lambda i: pixels[i % len(pixels)][np.newaxis].astype(np.float32)  # noqa: E731
+    def batch(i):
+        return pixels[i % len(pixels)][np.newaxis].astype(np.float32)
+
     infer = tf.function(lambda x: keras_model(x, training=False), jit_compile=False)
     keras_ways = {
         "Keras model.predict": lambda i: keras_model.predict(batch(i), verbose=0),

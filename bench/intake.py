@@ -31,8 +31,8 @@ def naive(data: bytes):
 def run(repeats: int = 60) -> dict:
     rows = []
     for name, data in photos().items():
-        ours = percentiles(timed(lambda i: load_pixels(data, SIZE), repeats))
-        base = percentiles(timed(lambda i: naive(data), max(10, repeats // 3)))
+        ours = percentiles(timed(lambda i, data=data: load_pixels(data, SIZE), repeats))
+        base = percentiles(timed(lambda i, data=data: naive(data), max(10, repeats // 3)))
         rows.append({"photo": name, "bytes": len(data), "ours": ours, "naive": base,
                      "speedup": round(base["p50_ms"] / ours["p50_ms"], 1)})
     return {"rows": rows}

@@ -12,11 +12,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-from flask import Flask, jsonify, request  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from flask import Flask, jsonify, request
+from PIL import Image
 
-from bench.inference import _keras_model  # noqa: E402
+from bench.inference import _keras_model
 
 LABELS = ["hotdog", "not_hotdog"]
 model, _ = _keras_model()
@@ -29,7 +29,7 @@ def classify():
     x = np.asarray(image.resize((224, 224)), np.float32)[np.newaxis]
     scores = model.predict(x, verbose=0)[0]
     return jsonify(results=[{"label": LABELS[int(scores.argmax())],
-                             "scores": dict(zip(LABELS, map(float, scores)))}])
+                             "scores": dict(zip(LABELS, map(float, scores), strict=True))}])
 
 
 @app.get("/readyz")

@@ -40,7 +40,7 @@ def classify():
         interpreter.invoke()
         scores = interpreter.get_tensor(output_index)[0]
     return jsonify(results=[{"label": LABELS[int(scores.argmax())],
-                             "scores": dict(zip(LABELS, map(float, scores)))}])
+                             "scores": dict(zip(LABELS, map(float, scores), strict=True))}])
 
 
 @app.get("/readyz")

@@ -80,7 +80,7 @@ def to_markdown(card: dict) -> str:
         labels = result["confusion_matrix"]["labels"]
         lines += ["", f"**Confusion matrix, {name}** (rows: true class, columns: predicted)", "",
                   "| | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
-        for label, row in zip(labels, result["confusion_matrix"]["matrix"]):
+        for label, row in zip(labels, result["confusion_matrix"]["matrix"], strict=True):
             lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
         per_class = result.get("per_class", {})
         if per_class:

@@ -10,10 +10,10 @@ only hand over uint8 RGB pixels from `classifier.intake`.
 from __future__ import annotations
 
 import queue
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
@@ -62,7 +62,7 @@ class Model:
             runner.run(self.blank_input())
 
     @classmethod
-    def from_directory(cls, directory: str | Path, **options) -> "Model":
+    def from_directory(cls, directory: str | Path, **options) -> Model:
         """Load a model directory as written by `classifier.train`."""
         directory = Path(directory)
         card = model_card.load(directory)
@@ -102,7 +102,7 @@ class Model:
     # -- internals ---------------------------------------------------------
 
     @contextmanager
-    def _runner(self) -> Iterator["_Runner"]:
+    def _runner(self) -> Iterator[_Runner]:
         runner = self._pool.get()
         try:
             yield runner
@@ -110,7 +110,7 @@ class Model:
             self._pool.put(runner)
 
     def _prediction(self, probabilities: np.ndarray) -> Prediction:
-        scores = {label: round(float(p), 6) for label, p in zip(self.labels, probabilities)}
+        scores = {label: round(float(p), 6) for label, p in zip(self.labels, probabilities, strict=True)}
         top = sorted(scores.items(), key=lambda item: item[1], reverse=True)
         return Prediction(label=top[0][0], scores=scores, top=top)
 
@@ -167,7 +167,7 @@ class ModelRegistry:
         self.models, self.default = models, default
 
     @classmethod
-    def from_folder(cls, folder: str | Path, default: str, **options) -> "ModelRegistry":
+    def from_folder(cls, folder: str | Path, default: str, **options) -> ModelRegistry:
         folder = Path(folder)
         models = {}
         for directory in sorted(p for p in folder.iterdir() if model_card.exists(p)):

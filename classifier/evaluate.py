@@ -19,8 +19,8 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -58,7 +58,11 @@ def score(probabilities: np.ndarray, labels: np.ndarray, examples: Sequence[Exam
           classes: Sequence[str], dataset_name: str,
           subsets: dict[str, list[str]] | None = None) -> dict:
     """Model-card-shaped metrics for predictions on a labelled set."""
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+    from sklearn.metrics import (
+        confusion_matrix,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
 
     predicted = probabilities.argmax(axis=1)
     correct = predicted == labels
@@ -67,7 +71,7 @@ def score(probabilities: np.ndarray, labels: np.ndarray, examples: Sequence[Exam
         labels, predicted, labels=indices, zero_division=0)
     result = {
         "dataset": dataset_name,
-        "n": int(len(labels)),
+        "n": len(labels),
         "accuracy": float(correct.mean()),
         "per_class": {classes[i]: {"precision": float(precision[i]), "recall": float(recall[i]),
                                    "f1": float(f1[i]), "support": int(support[i])}
@@ -78,7 +82,7 @@ def score(probabilities: np.ndarray, labels: np.ndarray, examples: Sequence[Exam
     if len(classes) == 2 and len(set(labels.tolist())) == 2:
         result["roc_auc"] = float(roc_auc_score(labels, probabilities[:, 1]))
     by_source: dict[str, list[bool]] = defaultdict(list)
-    for example, ok in zip(examples, correct):
+    for example, ok in zip(examples, correct, strict=True):
         by_source[example.source].append(bool(ok))
     result["by_source"] = {source: {"n": len(oks), "accuracy": sum(oks) / len(oks)}
                            for source, oks in sorted(by_source.items())}
@@ -100,7 +104,7 @@ def mistakes(probabilities: np.ndarray, labels: np.ndarray, examples: Sequence[E
     wrong = np.flatnonzero(probabilities.argmax(axis=1) != labels)
     rows = [{"file": examples[i].path.name, "true": classes[labels[i]],
              "predicted": classes[int(probabilities[i].argmax())],
-             "scores": {c: round(float(p), 4) for c, p in zip(classes, probabilities[i])},
+             "scores": {c: round(float(p), 4) for c, p in zip(classes, probabilities[i], strict=True)},
              "true_score": float(probabilities[i, labels[i]])} for i in wrong]
     return sorted(rows, key=lambda row: row["true_score"])
 

@@ -8,7 +8,7 @@ scores need no dequantising by callers.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import tensorflow as tf

@@ -144,9 +144,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         image = _high_depth_to_8bit(image)
         mode = image.mode
-    if mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    elif mode in ("LA", "PA", "La", "RGBa"):
+    if (mode == "P" and "transparency" in image.info) or mode in ("LA", "PA", "La", "RGBa"):
         image = image.convert("RGBA")
     if image.mode == "RGBA":
         background = Image.new("RGB", image.size, _WHITE)

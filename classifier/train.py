@@ -40,9 +40,9 @@ import shlex
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
 
@@ -268,7 +268,7 @@ def sample_weights(labels: np.ndarray, sources: Sequence[str], class_weights: np
     dozen bare-sausage photos beside hundreds of chili dogs) and barely move the model."""
     weights = class_weights[labels].astype(np.float64)
     if source_balance:
-        groups = list(zip(labels.tolist(), sources))
+        groups = list(zip(labels.tolist(), sources, strict=True))
         sizes = Counter(groups)
         share = np.array([sizes[group] ** -source_balance for group in groups])
         for label in np.unique(labels):
@@ -461,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                "only")}
     settings["trained_only_on"] = args.only or "all photos"
     settings["unreadable_photos_skipped"] = skipped_train + skipped_val
-    settings["class_weights"] = {c: round(float(w), 4) for c, w in zip(classes, weights)}
+    settings["class_weights"] = {c: round(float(w), 4) for c, w in zip(classes, weights, strict=True)}
     card = {
         "schema_version": 1,
         "name": args.name,

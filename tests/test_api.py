@@ -23,7 +23,7 @@ def test_classify_one_photo(client):
     assert result["filename"] == "dog.jpg"
     assert result["label"] in ("hotdog", "not_hotdog")
     assert set(result["scores"]) == {"hotdog", "not_hotdog"}
-    assert [item["label"] for item in result["top"]][0] == result["label"]
+    assert result["top"][0]["label"] == result["label"]
 
 
 def test_classify_several_photos_keeps_their_order(client):

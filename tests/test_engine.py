@@ -23,7 +23,7 @@ def test_prediction_has_a_score_for_every_class(model):
     assert set(prediction.scores) == {"hotdog", "not_hotdog"}
     assert sum(prediction.scores.values()) == pytest.approx(1.0, abs=0.02)
     assert prediction.label == max(prediction.scores, key=prediction.scores.get)
-    assert [name for name, _ in prediction.top][0] == prediction.label
+    assert prediction.top[0][0] == prediction.label
     assert prediction.as_dict(top_k=1)["top"] == [{"label": prediction.label,
                                                     "score": prediction.scores[prediction.label]}]
 

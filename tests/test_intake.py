@@ -11,8 +11,15 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from classifier import intake
-from classifier.intake import (CorruptImage, EmptyImage, ImageError, ImageTooLarge,
-                               UnsupportedImage, decode_image, load_pixels)
+from classifier.intake import (
+    CorruptImage,
+    EmptyImage,
+    ImageError,
+    ImageTooLarge,
+    UnsupportedImage,
+    decode_image,
+    load_pixels,
+)
 from tests import images
 
 SIZE = (224, 224)

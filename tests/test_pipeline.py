@@ -145,7 +145,7 @@ def test_evaluate_cli_writes_report_and_plots(run, tmp_path, capsys):
 
 
 def test_evaluate_can_map_folders_and_record_in_the_card(run, tmp_path):
-    root, out, _ = run
+    _, out, _ = run
     folder = tmp_path / "renamed"
     make_photos(folder, per_class=3, seed=9)
     for name in ("checks", "dots"):
@@ -226,7 +226,7 @@ def test_mixup_blends_photos_labels_and_weights_alike_and_is_seeded():
     plain = batches(0.0)
     assert np.array_equal(np.concatenate([b[0][:, 0, 0, 0] for b in plain]), values)
     mixed = batches(0.4)
-    for (x, y, w), first in zip(mixed, (0, 3)):
+    for (x, y, w), first in zip(mixed, (0, 3), strict=True):
         own = slice(first, first + 3)
         # Photo i is blended with photo 2 - i of its batch; the middle one with itself.
         partner_values, own_values = values[own][::-1], values[own]
@@ -240,4 +240,4 @@ def test_mixup_blends_photos_labels_and_weights_alike_and_is_seeded():
         assert ((mix >= 0) & (mix <= 1)).all() and not np.allclose(mix, 1)
         assert np.allclose(y.sum(axis=1), 1)
     again = batches(0.4)
-    assert all(np.array_equal(a[0], b[0]) for a, b in zip(mixed, again))
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(mixed, again, strict=True))

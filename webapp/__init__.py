@@ -36,7 +36,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     Bootstrap5(app)
     app.jinja_env.filters["verdict"] = verdict
-    app.jinja_env.filters["percent"] = lambda score: int(round(100 * score))
+    app.jinja_env.filters["percent"] = lambda score: round(100 * score)
     for blueprint in (pages.bp, api.bp, api.health, openapi.bp):
         app.register_blueprint(blueprint)
     errors.register(app)
