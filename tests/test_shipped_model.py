@@ -1,7 +1,7 @@
 """The model the app serves: its files, its card, and its accuracy on ../shared.
 
 The accuracy floors below guard the shipped model's measured level (test split
-95.1 %, hot dogs against other food 92.5 %) against regressions. They are below
+95.7 %, hot dogs against other food 93.4 %) against regressions. They are below
 the product's targets of 97.0 % and 95 %, which this model does not reach yet.
 """
 
@@ -57,13 +57,13 @@ def test_quantisation_costs_at_most_half_a_point():
 
 def test_accuracy_on_the_test_split(test_split_result):
     assert test_split_result["n"] == 1818
-    assert test_split_result["accuracy"] >= 0.950
+    assert test_split_result["accuracy"] >= 0.955
 
 
 def test_accuracy_on_hot_dogs_against_other_food(test_split_result):
     food = test_split_result["subsets"]["food"]
     assert food["n"] == 855 + 265
-    assert food["accuracy"] >= 0.92
+    assert food["accuracy"] >= 0.93
 
 
 def test_card_reports_what_we_measure(test_split_result):
