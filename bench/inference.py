@@ -49,7 +49,8 @@ def tflite_files(keras_model=None) -> dict[str, Path]:
         return files
     from classifier.export import to_tflite
 
-    keras_model = keras_model or _keras_model()[0]
+    if keras_model is None:
+        keras_model = _keras_model()[0]
 
     out = ROOT / "bench" / "results" / "tmp"
     out.mkdir(parents=True, exist_ok=True)
