@@ -6,12 +6,17 @@ Measures, for each server:
 - cold start: process start -> first successful classification;
 - RSS of each worker after 100 requests;
 - latency at concurrency 1 for a 512-px JPEG and a 12-megapixel JPEG;
-- requests/s, p50 / p99 and errors at concurrency 1, 4 and 16 for a fixed mix.
+- requests/s, p50 / p99 and errors at concurrency 1, 4 and 16 for a fixed mix;
+- our app's compute ceiling: the CPU time one mix request costs inside the WSGI
+  app (no server, no socket, no load generator), and the requests/s the machine's
+  cores could serve at that cost. It says how much of the gap to a throughput
+  target the server could still close, and how much no server can.
 wrk (Debian's package) generates the load with bench/wrk_multipart.lua.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -20,6 +25,7 @@ import time
 from pathlib import Path
 
 import requests
+from werkzeug.test import EnvironBuilder
 
 from bench.common import ROOT
 from bench.inference import tflite_files
@@ -108,6 +114,35 @@ def measure_server(name: str, target: str, files: dict[str, list[Path]], seconds
         return result
 
 
+def app_cpu_ms(files: list[Path], rounds: int = 100) -> float:
+    """CPU ms one request of the mix costs inside our WSGI app, averaged over `rounds`
+    passes. Environs are built before the clock starts, so only the app is timed."""
+    from app import create_app
+
+    app = create_app()
+    content_type = f"multipart/form-data; boundary={BOUNDARY}"
+    payloads = [path.read_bytes() for path in files]
+
+    def environs(passes: int) -> list[dict]:
+        return [EnvironBuilder(path="/api/v1/classify", method="POST", data=body,
+                               content_type=content_type).get_environ()
+                for _ in range(passes) for body in payloads]
+
+    def call(environ: dict) -> None:
+        status = []
+        b"".join(app(environ, lambda code, headers, exc_info=None: status.append(code)))
+        if not status[0].startswith("200"):
+            raise RuntimeError(f"in-process request failed: {status[0]}")
+
+    for environ in environs(3):  # warm-up
+        call(environ)
+    batch = environs(rounds)
+    start = time.process_time()
+    for environ in batch:
+        call(environ)
+    return (time.process_time() - start) * 1000 / len(batch)
+
+
 def run(seconds: int = 10, workers: int = 2) -> dict:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk (bench/run.sh does it)")
@@ -116,11 +151,18 @@ def run(seconds: int = 10, workers: int = 2) -> dict:
         files = bodies(Path(folder))
         servers = [measure_server(name, target, files, seconds, workers, env)
                    for name, target in SERVERS.items()]
+        cpu_ms = app_cpu_ms(files["mix"])
     naive_rps = servers[-1]["load"]["16"]["requests_per_s"]
     for server in servers:
         server["throughput_ratio_c16"] = round(server["load"]["16"]["requests_per_s"] /
                                                naive_rps, 1)
-    return {"workers": workers, "seconds_per_run": seconds, "servers": servers}
+    cores = len(os.sched_getaffinity(0))
+    ceiling = {"app_cpu_ms_per_request": round(cpu_ms, 2), "cores": cores,
+               "requests_per_s": round(cores * 1000 / cpu_ms, 1)}
+    ceiling["reached_at_c16"] = round(servers[0]["load"]["16"]["requests_per_s"] /
+                                      ceiling["requests_per_s"], 2)
+    return {"workers": workers, "seconds_per_run": seconds, "servers": servers,
+            "compute_ceiling": ceiling}
 
 
 def markdown(result: dict) -> str:
@@ -141,6 +183,12 @@ def markdown(result: dict) -> str:
     ratios = ", ".join(f"{s['server']} {s['throughput_ratio_c16']}x"
                        for s in result["servers"][:-1])
     lines.append(f"\nRequests/s at concurrency 16 against the naive baseline's: {ratios}.")
+    c = result["compute_ceiling"]
+    lines.append(f"\nCompute ceiling: one request of the mix costs our app {c['app_cpu_ms_per_request']} "
+                 f"ms of CPU in-process (no server, socket or load generator), so {c['cores']} "
+                 f"cores could serve at most {c['requests_per_s']} requests/s; "
+                 f"{result['servers'][0]['server']} reached {c['reached_at_c16']:.0%} of that "
+                 "at concurrency 16, with wrk on the same cores.")
     return "\n".join(lines)
 
 
