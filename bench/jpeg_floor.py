@@ -14,34 +14,25 @@ OpenCV and libvips; none of them is a project dependency:
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import numpy as np
-from PIL import Image
 
 from bench.common import percentiles, timed
-from classifier.intake import DRAFT_SLACK
+from classifier.intake import decode_image, draft_size
 from tests import images
 
-SMALLEST_SIDE = round(224 * DRAFT_SLACK)  # what the app asks the decoder for
+DRAFT = draft_size((224, 224))  # what the app asks the decoder for: (width, height)
 
 
 def decoders() -> dict[str, Callable[[bytes], object]]:
-    found: dict[str, Callable[[bytes], object]] = {}
-
-    def pillow(data: bytes):
-        image = Image.open(io.BytesIO(data))
-        image.draft("RGB", (SMALLEST_SIDE, SMALLEST_SIDE))
-        image.load()
-        return image
-
-    found["Pillow draft"] = pillow
+    found: dict[str, Callable[[bytes], object]] = {
+        "Pillow (the app's decode_image)": lambda data: decode_image(data, draft_size=DRAFT)}
     try:
         import simplejpeg
 
         found["simplejpeg"] = lambda data: simplejpeg.decode_jpeg(
-            data, min_width=SMALLEST_SIDE, min_height=SMALLEST_SIDE)
+            data, min_width=DRAFT[0], min_height=DRAFT[1])
     except ImportError:
         pass
     try:
@@ -65,11 +56,13 @@ def decoders() -> dict[str, Callable[[bytes], object]]:
 def run(repeats: int = 30) -> dict:
     data = images.jpeg(4000, 3000, seed=2)  # the photo bench/http_load.py sends
     found = decoders()
+    for decode in found.values():  # warm-up
+        decode(data)
     samples: dict[str, list[float]] = {name: [] for name in found}
     # Round-robin, one decode each in turn, so the machine's drift hits every decoder alike.
     for _ in range(repeats):
         for name, decode in found.items():
-            samples[name] += timed(lambda i, f=decode: f(data), repeats=1, warmup=1)
+            samples[name] += timed(lambda i, f=decode: f(data), repeats=1, warmup=0)
     rows = [{"decoder": name, **percentiles(times)} for name, times in samples.items()]
     return {"photo_bytes": len(data), "rows": rows}
 

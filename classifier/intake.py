@@ -132,9 +132,13 @@ def fit_to_input(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
 def load_pixels(data: bytes, size: tuple[int, int], *,
                 max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Untrusted bytes -> uint8 array of shape (height, width, 3) ready for the model."""
-    draft = (max(1, round(size[0] * DRAFT_SLACK)), max(1, round(size[1] * DRAFT_SLACK)))
-    image = decode_image(data, max_pixels=max_pixels, draft_size=draft)
+    image = decode_image(data, max_pixels=max_pixels, draft_size=draft_size(size))
     return fit_to_input(image, size)
+
+
+def draft_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The smallest size a JPEG may be DCT-scaled to for a network input of `size`."""
+    return max(1, round(size[0] * DRAFT_SLACK)), max(1, round(size[1] * DRAFT_SLACK))
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
