@@ -45,15 +45,15 @@ browser:
 # are fine-tuned with mixup for 12 epochs: against 10 blocks for 8 epochs without mixup,
 # +4 of the 149 held-out seefood photos and +11 of the 1818 test photos, same validation.
 model: $(VENV)/.dev
-	$(PY) -m classifier.train $(HOTDOG)/train --out models/hotdog \
+	$(PY) -m training.train $(HOTDOG)/train --out models/hotdog \
 	    --description "Tells whether a photo shows a hot dog (hotdog) or anything else (not_hotdog)." \
-	    --add not_hotdog=$(PIZZA)/train --exclude training/hotdog_exclude.txt \
+	    --add not_hotdog=$(PIZZA)/train --exclude training/exclusions/hotdog.txt \
 	    --holdout 'seefood_*' --test-dir $(HOTDOG)/test --subset '$(FOOD_SUBSET)' \
 	    --fine-tune-blocks 16 --mixup 0.2 --fine-tune-epochs 12
-	$(PY) -m classifier.evaluate models/hotdog $(PIZZA)/test \
+	$(PY) -m training.evaluate models/hotdog $(PIZZA)/test \
 	    --label-map pizza=not_hotdog not_pizza=not_hotdog --record food101_negatives \
 	    --note "Food-101 dishes (pizza and others), all counted as not_hotdog"
 
 ## evaluate: full report and plots for the shipped model on the test split
 evaluate: $(VENV)/.dev
-	$(PY) -m classifier.evaluate models/hotdog $(HOTDOG)/test --subset '$(FOOD_SUBSET)' --out build/eval-hotdog
+	$(PY) -m training.evaluate models/hotdog $(HOTDOG)/test --subset '$(FOOD_SUBSET)' --out build/eval-hotdog

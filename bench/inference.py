@@ -34,7 +34,7 @@ def _keras_model():
     if (WORK_DIR / "model.keras").is_file():
         return keras.models.load_model(WORK_DIR / "model.keras"), "build/hotdog/model.keras"
     from classifier.settings import default_base_weights
-    from classifier.train import build_model
+    from training.train import build_model
 
     args = Namespace(base_weights=str(default_base_weights()), image_size=224, alpha=1.0,
                      dropout=0.2, seed=0, name="hotdog")
@@ -47,7 +47,7 @@ def tflite_files(keras_model=None) -> dict[str, Path]:
     files = {v: WORK_DIR / f"model_{v}.tflite" for v in ("float32", "float16", "int8")}
     if all(p.is_file() for p in files.values()):
         return files
-    from classifier.export import to_tflite
+    from training.export import to_tflite
 
     if keras_model is None:
         keras_model = _keras_model()[0]

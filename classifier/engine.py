@@ -63,7 +63,7 @@ class Model:
 
     @classmethod
     def from_directory(cls, directory: str | Path, **options) -> Model:
-        """Load a model directory as written by `classifier.train`."""
+        """Load a model directory as written by `training.train`."""
         directory = Path(directory)
         card = model_card.load(directory)
         return cls(directory / card["files"]["model"], card["classes"],

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from classifier import card as model_card
-from classifier import dataset, evaluate
 from classifier.engine import Model
 from classifier.settings import default_base_weights
 from tests.conftest import require_shared
+from training import dataset, evaluate
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ def make_photos(folder: Path, per_class: int, seed: int, corrupt: int = 0) -> No
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     require_shared("weights", "mobilenet_v2")
-    from classifier import train
+    from training import train
 
     root = tmp_path_factory.mktemp("pipeline")
     make_photos(root / "train", per_class=14, seed=1, corrupt=1)
@@ -162,7 +162,7 @@ def test_evaluate_can_map_folders_and_record_in_the_card(run, tmp_path):
 
 
 def test_bad_data_folders_get_clear_errors(tmp_path, caplog):
-    from classifier import train
+    from training import train
 
     one_class = tmp_path / "one"
     (one_class / "only").mkdir(parents=True)
@@ -198,7 +198,7 @@ def test_only_matching_keeps_the_named_sources():
 
 
 def test_source_balance_lifts_small_sources_and_keeps_classes_balanced():
-    from classifier.train import balanced_class_weights, sample_weights
+    from training.train import balanced_class_weights, sample_weights
 
     labels = np.array([0] * 90 + [0] * 10 + [1] * 50)
     sources = ["big"] * 90 + ["small"] * 10 + ["other"] * 50
@@ -213,7 +213,7 @@ def test_source_balance_lifts_small_sources_and_keeps_classes_balanced():
 
 
 def test_mixup_blends_photos_labels_and_weights_alike_and_is_seeded():
-    from classifier.train import make_dataset
+    from training.train import make_dataset
 
     values = np.array([0, 200, 100, 50, 30, 250], np.float32)
     pixels = np.stack([np.full((4, 4, 3), v, np.uint8) for v in values])

@@ -16,8 +16,8 @@ from PIL import Image
 from classifier import card as model_card
 from classifier import intake
 from classifier.engine import Model
-from classifier.evaluate import evaluate_folder
 from tests.conftest import SHIPPED_MODELS, require_shared
+from training.evaluate import evaluate_folder
 
 MODEL_DIR = SHIPPED_MODELS / "hotdog"
 # All test hot dogs against the food negatives only: the case real users send.
@@ -44,7 +44,7 @@ def test_shipped_files_and_card():
     assert (MODEL_DIR / "model.tflite").stat().st_size <= 4 * 1024 * 1024
     assert card["architecture"]["size_bytes"] == (MODEL_DIR / "model.tflite").stat().st_size
     assert "google-coral/test_data" in card["base_weights"]["attribution"]
-    assert card["reproduce"].startswith("python -m classifier.train ../shared/datasets/hotdog/train")
+    assert card["reproduce"].startswith("python -m training.train ../shared/datasets/hotdog/train")
     text = json.dumps(card)
     assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text
 

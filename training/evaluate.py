@@ -1,6 +1,6 @@
 """Evaluate a model directory on a folder of labelled photos.
 
-    python -m classifier.evaluate models/hotdog ../shared/datasets/hotdog/test \\
+    python -m training.evaluate models/hotdog ../shared/datasets/hotdog/test \\
         --subset "food=dtu_hotdog_*,dtu_chilidog_*,dtu_frankfurter_*,dtu_food_*" --out build/eval
 
 Runs the model exactly as the server does (LiteRT, same intake) and reports
@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from classifier import card as model_card
-from classifier import dataset
-from classifier.dataset import Example
 from classifier.engine import Model
 from classifier.settings import shared_dir
+from training import dataset
+from training.dataset import Example
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ def evaluate_folder(model: Model, data_dir: Path, *, label_map: dict[str, str] |
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m classifier.evaluate",
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("data_dir", type=Path, help="one sub-folder per class")

@@ -1,6 +1,6 @@
 """Train an image classifier by transfer learning from ImageNet MobileNetV2.
 
-    python -m classifier.train DATA_DIR --out models/NAME [options]
+    python -m training.train DATA_DIR --out models/NAME [options]
 
 DATA_DIR holds one sub-folder of photos per class; any number of classes >= 2
 works. The run reads top to bottom like this:
@@ -49,12 +49,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 import numpy as np
 
 from classifier import card as model_card
-from classifier import dataset, evaluate
-from classifier.dataset import DataError, Example
 from classifier.engine import Model
 from classifier.settings import PROJECT_ROOT, default_base_weights, shared_dir
+from training import dataset, evaluate
+from training.dataset import DataError, Example
 
-log = logging.getLogger("classifier.train")
+log = logging.getLogger("training.train")
 
 ATTRIBUTION = ("MobileNetV2 weights derived from Google's TensorFlow models (Apache-2.0), "
                "via google-coral/test_data")
@@ -65,7 +65,7 @@ VARIANT_PREFERENCE = ("int8", "float16", "float32")
 # == 1. Settings ===============================================================
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m classifier.train",
+    p = argparse.ArgumentParser(prog="python -m training.train",
                                 description="Transfer-learn a MobileNetV2 classifier.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("data_dir", type=Path, help="one sub-folder of photos per class")
@@ -317,7 +317,7 @@ def unfreeze_top_blocks(base, blocks: int) -> int:
 # == 4. Export and evaluation ==================================================
 
 def export_variants(model, calibration, work_dir: Path) -> dict[str, Path]:
-    from classifier.export import VARIANTS, to_tflite
+    from training.export import VARIANTS, to_tflite
 
     work_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -357,7 +357,7 @@ def reproduce_command(argv: Sequence[str]) -> str:
         for prefix in sorted(shared, key=len, reverse=True):
             word = word.replace(prefix, "../shared")
         words.append(word.replace(str(PROJECT_ROOT) + os.sep, ""))
-    return "python -m classifier.train " + " ".join(shlex.quote(w) for w in words)
+    return "python -m training.train " + " ".join(shlex.quote(w) for w in words)
 
 
 # == 5. The run ================================================================
