@@ -16,7 +16,14 @@ MARKDOWN_FILE = "MODEL_CARD.md"
 SCHEMA_FILE = Path(__file__).with_name("model_card.schema.json")
 
 # What the engine needs from a card; the full schema is checked by `validate`.
-_REQUIRED = ("name", "version", "classes", "files", "input")
+_REQUIRED = ("name", "title", "version", "classes", "files", "input")
+
+
+def new_version() -> str:
+    """A model version: when it was made, to the second (two trainings on one day differ)."""
+    import datetime as dt
+
+    return dt.datetime.now().strftime("%Y-%m-%d.%H%M%S")
 
 
 def exists(directory: Path) -> bool:
@@ -49,20 +56,29 @@ def write(directory: str | Path, card: dict) -> None:
     (directory / MARKDOWN_FILE).write_text(to_markdown(card), encoding="utf-8")
 
 
+def describe_classes(classes: list[str], shown: int = 12) -> str:
+    if len(classes) <= shown:
+        return ", ".join(classes)
+    return f"{len(classes)} classes ({', '.join(classes[:5])}, ...; all in labels.txt)"
+
+
 def to_markdown(card: dict) -> str:
     """Render the card for people: the facts first, then how to reproduce them."""
     inp, training, metrics = card["input"], card["training"], card["metrics"]
     lines = [
         f"# Model card: {card['name']} (version {card['version']})", "",
-        card["description"], "",
+        f"**{card['title']}.** {card['description']}", "",
         "## At a glance", "",
-        f"- **Classes:** {', '.join(card['classes'])}",
+        f"- **Classes:** {describe_classes(card['classes'])}",
         f"- **Input:** {inp['width']}x{inp['height']} RGB, {inp['dtype']} pixels 0-255; "
         f"{inp['resize']}",
         f"- **Preprocessing:** {inp['preprocessing']}",
         f"- **Network:** {card['architecture']['summary']}",
-        f"- **Shipped file:** `{card['files']['model']}` "
-        f"({card['architecture']['variant']}, {card['architecture']['size_bytes'] / 1e6:.2f} MB)",
+        "- **Shipped files:** " + ", ".join(
+            f"`{file}` ({name})" for name, file in card["files"]["variants"].items())
+        + "; the server times them at start-up and runs the faster on its CPU",
+        f"- **Results below:** the {card['metrics_variant']} variant; the variants table "
+        "compares them all",
         "",
         "## Results", "",
         "| evaluation set | images | accuracy | notes |",
@@ -95,7 +111,7 @@ def to_markdown(card: dict) -> str:
               "measured with the LiteRT runtime on the training machine.", "",
               "| variant | size | accuracy | p50 latency | shipped |", "|---|---:|---:|---:|---|"]
     for variant in card["variants"]:
-        shipped = "yes" if variant["name"] == card["architecture"]["variant"] else ""
+        shipped = f"`{variant['file']}`" if "file" in variant else ""
         lines.append(f"| {variant['name']} | {variant['size_bytes'] / 1e6:.2f} MB | "
                      f"{100 * variant['accuracy']:.2f} % ({variant['evaluated_on']}) | "
                      f"{variant['latency_ms_p50']:.2f} ms | {shipped} |")

@@ -66,7 +66,7 @@ def run(tmp_path_factory):
     code = train.main([
         str(root / "train"), "--out", str(out), "--work-dir", str(work),
         "--base-weights", str(default_base_weights()), "--image-size", str(IMAGE_SIZE),
-        "--head-epochs", "6", "--head-lr", "3e-3", "--fine-tune-epochs", "1",
+        "--fine-tune-epochs", "1",
         "--fine-tune-blocks", "1", "--batch-size", "8", "--val-fraction", "0.25",
         "--holdout", "cam_*", "--holdout-fraction", "0.2", "--calibration-images", "16",
         "--test-dir", str(root / "test"), "--subset", "web=web_*", "--seed", "3"])
@@ -76,8 +76,10 @@ def run(tmp_path_factory):
 
 def test_model_directory_is_complete(run):
     _, out, _ = run
-    assert {p.name for p in out.iterdir()} == {"model.tflite", "labels.txt",
-                                              "model_card.json", "MODEL_CARD.md"}
+    assert {p.name for p in out.iterdir()} == {
+        "model_int8.tflite", "model_float16.tflite", "labels.txt", "head.npz",
+        "model_card.json", "MODEL_CARD.md", "confusion_matrix.png"}  # no ROC for 3 classes
+    assert model_card.load(out)["plots"] == {"confusion_matrix": "confusion_matrix.png"}
     assert (out / "labels.txt").read_text().split() == CLASSES
 
 
@@ -88,7 +90,13 @@ def test_card_matches_schema_and_describes_the_run(run):
     assert card["classes"] == CLASSES
     assert card["input"]["width"] == IMAGE_SIZE
     assert {v["name"] for v in card["variants"]} == {"float32", "float16", "int8"}
-    assert card["architecture"]["variant"] in {"float32", "float16", "int8"}
+    assert card["files"]["variants"] == {"int8": "model_int8.tflite",
+                                         "float16": "model_float16.tflite"}
+    assert {v["name"]: v.get("file") for v in card["variants"]} == {
+        "float32": None, "float16": "model_float16.tflite", "int8": "model_int8.tflite"}
+    assert card["metrics_variant"] == "int8"
+    assert card["base_weights"]["base"] == "mobilenet_v2"
+    assert card["architecture"]["feature_map"] == [3, 3, 1280]  # 96 px / 32
     assert card["training"]["settings"]["unreadable_photos_skipped"] == 3  # one a class
     per_source = card["training"]["data"]["train"]["per_source"]
     assert set(per_source) == {"cam", "web"}  # file-name prefixes, never paths
@@ -241,3 +249,26 @@ def test_mixup_blends_photos_labels_and_weights_alike_and_is_seeded():
         assert np.allclose(y.sum(axis=1), 1)
     again = batches(0.4)
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(mixed, again, strict=True))
+
+
+def test_add_photos_takes_folders_globs_and_new_classes(tmp_path):
+    make_photos(tmp_path, per_class=4, seed=4)
+    classes, examples = ["checks", "dots"], []
+    dataset.add_photos(examples, classes, [f"dots={tmp_path / 'dots'}",
+                                           f"stripes={tmp_path / 'stripes' / 'cam_*'}"],
+                       new_classes=True)
+    assert classes == ["checks", "dots", "stripes"]
+    assert [e.label for e in examples] == [1, 1, 1, 1, 2, 2]
+    assert all(e.path.name.startswith("cam_") for e in examples[4:])
+    with pytest.raises(dataset.DataError, match="not one of the classes"):
+        dataset.add_photos([], classes, [f"pets={tmp_path / 'dots'}"], new_classes=False)
+    with pytest.raises(dataset.DataError, match="no images"):
+        dataset.add_photos([], classes, [f"dots={tmp_path / 'dots' / 'nothing_*'}"],
+                           new_classes=False)
+
+
+def test_sources_are_file_name_prefixes_without_ids():
+    names = {"dtu_food_(12).jpg": "dtu_food", "seefood_3.jpg": "seefood",
+             "vnmenu2_0bc5a91.jpg": "vnmenu2", "michelin_112d46c5aeab.jpg": "michelin",
+             "my_photo.jpg": "my_photo", "1234.jpg": "unknown"}
+    assert {name: dataset.source_of(Path(name)) for name in names} == names

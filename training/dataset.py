@@ -27,6 +27,10 @@ IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"})
 
 
+# A photo's own id inside its file name: a number, "(12)", or a hex hash.
+_ID_WORD = re.compile(r"\(?\d+\)?|[0-9a-f]{2,}")
+
+
 class DataError(ValueError):
     """A data folder that cannot be trained or evaluated on, with the reason."""
 
@@ -43,8 +47,12 @@ class Example:
 
 def source_of(path: Path) -> str:
     """The origin prefix kept in a file name: `dtu_food_(12).jpg` -> `dtu_food`,
-    `seefood_3.jpg` -> `seefood`. Lets reports break results down by where photos came from."""
-    words = [w for w in Path(path).stem.split("_") if not re.fullmatch(r"\(?\d+\)?", w)]
+    `seefood_3.jpg` -> `seefood`, `vnmenu2_0bc5a.jpg` -> `vnmenu2`: trailing words that
+    look like ids (numbers, hex hashes) are dropped. Lets reports break results down
+    by where photos came from."""
+    words = Path(path).stem.split("_")
+    while words and _ID_WORD.fullmatch(words[-1]):
+        words.pop()
     return "_".join(words) or "unknown"
 
 
@@ -68,6 +76,27 @@ def scan_classes(data_dir: str | Path) -> tuple[list[str], list[Example]]:
             raise DataError(f"class {name!r} in {data_dir} has no images")
         examples += [Example(path, index) for path in files]
     return classes, examples
+
+
+def add_photos(examples: list[Example], classes: list[str], items: Sequence[str], *,
+               new_classes: bool) -> None:
+    """Add the photos of `CLASS=PATH` items, in place: PATH is a folder (every image
+    under it) or a glob of files (`.../not_hotdog/dtu_food_*`). With `new_classes`,
+    a class not yet in `classes` is appended to it."""
+    for item in items:
+        name, sep, where = item.partition("=")
+        if not sep or not name or not where:
+            raise DataError(f"{item!r}: expected CLASS=FOLDER or CLASS=GLOB")
+        if name not in classes:
+            if not new_classes:
+                raise DataError(f"{item}: {name!r} is not one of the classes {classes}")
+            classes.append(name)
+        files = image_files(Path(where)) if Path(where).is_dir() else sorted(
+            p for p in Path(where).parent.glob(Path(where).name)
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise DataError(f"{item}: no images at {where}")
+        examples += [Example(path, classes.index(name)) for path in files]
 
 
 def scan_labelled(data_dir: str | Path, classes: Sequence[str],

@@ -81,11 +81,12 @@ def score(probabilities: np.ndarray, labels: np.ndarray, examples: Sequence[Exam
     }
     if len(classes) == 2 and len(set(labels.tolist())) == 2:
         result["roc_auc"] = float(roc_auc_score(labels, probabilities[:, 1]))
-    by_source: dict[str, list[bool]] = defaultdict(list)
-    for example, ok in zip(examples, correct, strict=True):
-        by_source[example.source].append(bool(ok))
-    result["by_source"] = {source: {"n": len(oks), "accuracy": sum(oks) / len(oks)}
-                           for source, oks in sorted(by_source.items())}
+    if examples:
+        by_source: dict[str, list[bool]] = defaultdict(list)
+        for example, ok in zip(examples, correct, strict=True):
+            by_source[example.source].append(bool(ok))
+        result["by_source"] = {source: {"n": len(oks), "accuracy": sum(oks) / len(oks)}
+                               for source, oks in sorted(by_source.items())}
     if subsets:
         result["subsets"] = {}
         for name, patterns in subsets.items():
@@ -98,7 +99,36 @@ def score(probabilities: np.ndarray, labels: np.ndarray, examples: Sequence[Exam
     return result
 
 
-def mistakes(probabilities: np.ndarray, labels: np.ndarray, examples: Sequence[Example],
+#: A confidence band is "not sure" while at least one answer in this many is wrong in it.
+UNSURE_ERROR_RATE = 0.2
+UNSURE_MIN_ANSWERS = 10
+
+
+def not_sure_below(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+    """The confidence under which an answer should say "not sure", read off labelled
+    (validation) data: the highest top score t such that, of the answers whose top
+    score is below t, at least one in five (UNSURE_ERROR_RATE) is wrong - counted over
+    at least UNSURE_MIN_ANSWERS answers so that a couple of flukes do not set it."""
+    confidence = probabilities.max(axis=1)
+    wrong = probabilities.argmax(axis=1) != labels
+    order = np.argsort(confidence)
+    errors_below = np.cumsum(wrong[order])
+    counts = np.arange(1, len(order) + 1)
+    ok = (counts >= UNSURE_MIN_ANSWERS) & (errors_below >= UNSURE_ERROR_RATE * counts)
+    if not ok.any():
+        threshold, below, errors = 0.0, 0, 0
+    else:
+        last = int(np.flatnonzero(ok)[-1])
+        # Just above the last answer in the band, below the next one.
+        above = confidence[order[last + 1]] if last + 1 < len(order) else 1.0
+        threshold = float((confidence[order[last]] + above) / 2)
+        below, errors = last + 1, int(errors_below[last])
+    return {"confidence": round(threshold, 4), "answers_below": below, "wrong_below": errors,
+            "rule": f"the highest top score under which at least {UNSURE_ERROR_RATE:.0%} of the "
+                    f"validation answers are wrong (over {UNSURE_MIN_ANSWERS} answers at least)"}
+
+
+def find_mistakes(probabilities: np.ndarray, labels: np.ndarray, examples: Sequence[Example],
              classes: Sequence[str]) -> list[dict]:
     """Misclassified files, most confidently wrong first."""
     wrong = np.flatnonzero(probabilities.argmax(axis=1) != labels)
@@ -112,7 +142,10 @@ def mistakes(probabilities: np.ndarray, labels: np.ndarray, examples: Sequence[E
 # -- plots -------------------------------------------------------------------
 
 def save_plots(result: dict, probabilities: np.ndarray, labels: np.ndarray,
-               examples: Sequence[Example], out_dir: Path) -> list[Path]:
+               examples: Sequence[Example], out_dir: Path, *, mistakes: bool = True
+               ) -> list[Path]:
+    """Confusion matrix, ROC curve (two classes) and, with `mistakes`, a contact sheet
+    of the worst mistakes (photos from the data set: never for a model directory)."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers
@@ -140,8 +173,8 @@ def save_plots(result: dict, probabilities: np.ndarray, labels: np.ndarray,
         fig.savefig(written[-1], dpi=120)
         plt.close(fig)
 
-    wrong = mistakes(probabilities, labels, examples, result["confusion_matrix"]["labels"])
-    if wrong:
+    wrong = find_mistakes(probabilities, labels, examples, result["confusion_matrix"]["labels"])
+    if mistakes and wrong:
         written.append(out_dir / "worst_mistakes.png")
         _contact_sheet(wrong[:24], {e.path.name: e.path for e in examples}, written[-1])
     return written
@@ -229,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except dataset.DataError as exc:
         parser.error(str(exc))
     report = {"model": model.describe(), **result,
-              "mistakes": mistakes(probabilities, labels, examples, model.labels)}
+              "mistakes": find_mistakes(probabilities, labels, examples, model.labels)}
     print(f"{result['dataset']}: accuracy {100 * result['accuracy']:.2f} % on {result['n']} images")
     for name, sub in result.get("subsets", {}).items():
         print(f"  subset {name}: {100 * sub['accuracy']:.2f} % on {sub['n']}")

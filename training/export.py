@@ -1,19 +1,37 @@
 """Keras -> TFLite export in the three variants we compare: float32, float16, int8.
 
+The exported network has two outputs: the class scores, and the last feature map
+before global average pooling, which the server reads only to draw a
+class-activation map (`classifier.explain`); computing it costs nothing extra, as
+the scores are made from it anyway.
+
 The int8 variant is full-integer: weights and activations are quantised, the
 ranges calibrated on real training photos, and it takes raw uint8 pixels so the
-server feeds decoded images straight in. Its output stays float32, so class
-scores need no dequantising by callers.
+server feeds decoded images straight in. Its outputs stay int8 (the engine
+dequantises them), so no extra operations run at the end of the network.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+log = logging.getLogger(__name__)
+
 VARIANTS = ("float32", "float16", "int8")
+FEATURES_LAYER = "features"  # the base network's last feature map, as named by train
+
+
+def with_feature_map(model: tf.keras.Model) -> tf.keras.Model:
+    """The same network, with the last feature map as a second output."""
+    import keras
+
+    return keras.Model(model.inputs, [model.outputs[0], model.get_layer(FEATURES_LAYER).output],
+                       name=model.name)
 
 
 def to_tflite(model: tf.keras.Model, variant: str,
@@ -33,7 +51,38 @@ def to_tflite(model: tf.keras.Model, variant: str,
         converter.representative_dataset = lambda: _calibration_batches(calibration_pixels)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.int8
     return converter.convert()
+
+
+def export_variants(model: tf.keras.Model, calibration_pixels: np.ndarray,
+                    work_dir: Path) -> dict[str, Path]:
+    """Every variant of `model` as `work_dir/model_VARIANT.tflite`."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for variant in VARIANTS:
+        log.info("exporting %s", variant)
+        paths[variant] = work_dir / f"model_{variant}.tflite"
+        paths[variant].write_bytes(to_tflite(model, variant, calibration_pixels))
+    return paths
+
+
+def ship(paths: dict[str, Path], variants: list[str], out: Path) -> dict[str, str]:
+    """Copy the chosen variants into the model directory; returns the card's
+    `files.variants` (variant -> file name)."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for variant in variants:
+        files[variant] = paths[variant].name
+        (out / files[variant]).write_bytes(paths[variant].read_bytes())
+    return files
+
+
+def save_head(dense, path: Path) -> None:
+    """A dense layer's weights (features x classes) and bias, which turn the feature
+    map into per-class activation maps. float16 is ample for a picture."""
+    kernel, bias = dense.get_weights()
+    np.savez_compressed(path, kernel=kernel.astype(np.float16), bias=bias.astype(np.float16))
 
 
 def _calibration_batches(pixels: np.ndarray) -> Iterator[list[np.ndarray]]:

@@ -1,4 +1,4 @@
-"""Train an image classifier by transfer learning from ImageNet MobileNetV2.
+"""Train an image classifier by transfer learning from an ImageNet network.
 
     python -m training.train DATA_DIR --out models/NAME [options]
 
@@ -11,20 +11,26 @@ works. The run reads top to bottom like this:
    (`--exclude FILE`), a seeded share of some photos held out untouched as an
    independent check (`--holdout GLOB`), and a stratified, seeded validation
    split taken (or an explicit `--val-dir`).
-2. **Model.** MobileNetV2's ImageNet features (weights from a local file) under
-   a small softmax head. Pixel scaling lives inside the model, so the exported
-   file takes plain 0-255 RGB and no caller re-implements preprocessing.
-3. **Phase 1: head.** The base is frozen and only the head learns, on augmented
-   photos (flips, rotation, zoom, brightness, contrast), class-weighted when the
-   classes are unbalanced; `--source-balance` also lets small sources within a
-   class (file-name prefixes) weigh more.
-4. **Phase 2: fine-tuning.** The top blocks of the base learn too, at a low
+2. **Model.** The ImageNet features of a base network (`--base`: MobileNetV2,
+   EfficientNet-Lite0 or Lite2, weights from a local file; see `training.bases`)
+   under global average pooling and a dense softmax head. Pixel scaling lives
+   inside the model, so the exported file takes plain 0-255 RGB and no caller
+   re-implements preprocessing.
+3. **Phase 1: linear probe.** The base is frozen; the head is solved exactly as
+   an L2-regularised logistic regression of its pooled features (every photo and
+   its mirror image), class-weighted when the classes are unbalanced
+   (`--source-balance` also lets small sources within a class weigh more), the
+   strength chosen on validation.
+4. **Phase 2: fine-tuning.** The top blocks of the base learn too, on augmented
+   photos (flips, rotation, zoom, brightness, contrast, optionally mixup), at a low
    learning rate (cosine decay), with every BatchNormalization layer kept frozen (its
    statistics were estimated on ImageNet and small batches would wreck them).
-   Both phases stop early on validation loss and keep the best weights.
+   It stops early on validation loss and keeps the best weights.
 5. **Export.** TFLite float32, float16 and full-integer int8 (calibrated on
-   training photos); every variant is evaluated and timed, and the smallest one
-   within `--max-quantisation-loss` of float32 accuracy is shipped.
+   training photos), each with the last feature map as a second output (for
+   class-activation maps); every variant is evaluated and timed. int8 and float16
+   are shipped when within `--max-quantisation-loss` of float32 accuracy: which
+   is faster depends on the CPU, so the server times them at load.
 6. **Model card.** `model_card.json` and `MODEL_CARD.md`: classes, input,
    metrics of the shipped file, data counts, settings and this exact command.
 """
@@ -32,7 +38,6 @@ works. The run reads top to bottom like this:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import os
 import platform
@@ -50,32 +55,38 @@ import numpy as np
 
 from classifier import card as model_card
 from classifier.engine import Model
-from classifier.settings import PROJECT_ROOT, default_base_weights, shared_dir
-from training import dataset, evaluate
+from classifier.settings import PROJECT_ROOT, shared_dir
+from training import dataset, evaluate, export
+from training.bases import BASES, unfreeze_top_blocks
 from training.dataset import DataError, Example
 
 log = logging.getLogger("training.train")
 
-ATTRIBUTION = ("MobileNetV2 weights derived from Google's TensorFlow models (Apache-2.0), "
-               "via google-coral/test_data")
-# The variants in the order we prefer them when accuracy ties: smallest first.
-VARIANT_PREFERENCE = ("int8", "float16", "float32")
+# What a model directory ships: int8 is fastest on CPUs with VNNI, float on plain AVX2;
+# float16 storage halves the float file and runs as float32.
+SHIPPED_VARIANTS = ("int8", "float16")
 
 
 # == 1. Settings ===============================================================
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m training.train",
-                                description="Transfer-learn a MobileNetV2 classifier.",
+                                description="Transfer-learn an image classifier.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("data_dir", type=Path, help="one sub-folder of photos per class")
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
     p.add_argument("--name", help="model name (default: the --out folder's name)")
+    p.add_argument("--title", help="a few words saying what the model tells, shown to people "
+                                   "(default: the classes)")
     p.add_argument("--description", default="An image classifier.",
-                   help="one paragraph for the model card")
+                   help="one sentence for the model card and the page")
     data = p.add_argument_group("data")
-    data.add_argument("--add", nargs="*", default=[], metavar="CLASS=DIR",
-                      help="add every photo under DIR to CLASS")
+    data.add_argument("--add", nargs="*", default=[], metavar="CLASS=PATH",
+                      help="add the photos of a folder, or of a glob like DIR/dtu_food_*, "
+                           "to CLASS (a new class if DATA_DIR has no such folder)")
+    data.add_argument("--corrections", type=Path, metavar="DIR",
+                      help="photos people corrected (`flask feedback export`), one sub-folder "
+                           "per class: always trained on, never split off")
     data.add_argument("--only", nargs="*", default=[], metavar="GLOB",
                       help="train only on photos whose names match these patterns")
     data.add_argument("--exclude", type=Path, help="file of photo names to leave out")
@@ -86,24 +97,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                       help="hold out a share of the photos matching these names")
     data.add_argument("--holdout-fraction", type=float, default=0.3)
     data.add_argument("--test-dir", type=Path, help="labelled test folder for the card")
+    data.add_argument("--test-add", nargs="*", default=[], metavar="CLASS=PATH",
+                      help="add these photos to the test set (like --add)")
     data.add_argument("--subset", nargs="*", default=[], metavar="NAME=GLOB[,GLOB]",
                       help="also report test accuracy on these file-name subsets")
     model = p.add_argument_group("model")
-    model.add_argument("--base-weights", default=str(default_base_weights()),
-                       help="MobileNetV2 no-top .h5 file; 'imagenet' downloads Keras's "
-                            "(needs network); 'random' starts untrained (smoke tests)")
-    model.add_argument("--alpha", type=float, default=1.0,
-                       help="MobileNetV2 width; must match the weights file")
-    model.add_argument("--image-size", type=int, default=224)
+    model.add_argument("--base", choices=sorted(BASES), default="mobilenet_v2",
+                       help="the ImageNet network to start from")
+    model.add_argument("--base-weights",
+                       help="the base's no-top weights file (default: the one in "
+                            "../shared/weights); 'random' starts MobileNetV2 untrained "
+                            "(smoke tests)")
+    model.add_argument("--image-size", type=int,
+                       help="square input size (default: the base's own)")
     model.add_argument("--dropout", type=float, default=0.3)
     fit = p.add_argument_group("training")
     fit.add_argument("--batch-size", type=int, default=32)
-    fit.add_argument("--head-epochs", type=int, default=4)
-    fit.add_argument("--head-lr", type=float, default=1e-3)
+    fit.add_argument("--probe-c", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
+                     help="inverse L2 strengths tried for the phase-1 linear probe; the one "
+                          "with the lowest validation log-loss is kept")
     fit.add_argument("--fine-tune-epochs", type=int, default=8)
     fit.add_argument("--fine-tune-blocks", type=int, default=10,
-                     help="how many of MobileNetV2's 16 top inverted-residual blocks learn "
-                          "in phase 2 (0 skips phase 2)")
+                     help="how many of the base's top blocks learn in phase 2 "
+                          "(MobileNetV2 and Lite0 have 16, Lite2 21; 0 skips phase 2)")
     fit.add_argument("--fine-tune-lr", type=float, default=1e-4,
                      help="starting learning rate of phase 2 (cosine decay to 0)")
     fit.add_argument("--label-smoothing", type=float, default=0.1)
@@ -114,16 +130,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                           "n ** (1 - this): 0 as they come, 0.5 square-root, 1 all alike")
     fit.add_argument("--patience", type=int, default=3, help="early-stopping patience")
     fit.add_argument("--seed", type=int, default=42)
-    export = p.add_argument_group("export")
-    export.add_argument("--calibration-images", type=int, default=200,
+    exporting = p.add_argument_group("export")
+    exporting.add_argument("--calibration-images", type=int, default=200,
                         help="training photos used to calibrate int8 ranges")
-    export.add_argument("--max-quantisation-loss", type=float, default=0.005,
+    exporting.add_argument("--max-quantisation-loss", type=float, default=0.005,
                         help="largest accuracy loss against float32 a shipped variant may have")
-    export.add_argument("--work-dir", type=Path,
+    exporting.add_argument("--work-dir", type=Path,
                         help="where every variant and the Keras model are kept "
                              "(default: build/NAME)")
     args = p.parse_args(argv)
     args.name = args.name or args.out.name
+    base = BASES[args.base]
+    args.image_size = args.image_size or base.image_size
+    args.base_weights = args.base_weights or str(base.default_weights())
     args.work_dir = args.work_dir or PROJECT_ROOT / "build" / args.name
     return args
 
@@ -137,18 +156,12 @@ class Splits:
     validation: list[Example]
     holdout: list[Example]
     excluded: list[str]
+    corrections: int = 0
 
 
 def gather(args: argparse.Namespace) -> Splits:
     classes, examples = dataset.scan_classes(args.data_dir)
-    for item in args.add:
-        name, _, folder = item.partition("=")
-        if name not in classes:
-            raise DataError(f"--add {item}: {name!r} is not a class ({classes})")
-        files = dataset.image_files(Path(folder))
-        if not files:
-            raise DataError(f"--add {item}: no images under {folder}")
-        examples += [Example(path, classes.index(name)) for path in files]
+    dataset.add_photos(examples, classes, args.add, new_classes=True)
     examples = dataset.only_matching(examples, args.only)
     excluded = []
     if args.exclude:
@@ -161,12 +174,18 @@ def gather(args: argparse.Namespace) -> Splits:
         validation = dataset.scan_labelled(args.val_dir, classes)
     else:
         examples, validation = dataset.split_off(examples, args.val_fraction, args.seed + 1)
+    corrections = []
+    if args.corrections:
+        folders = sorted(p for p in args.corrections.iterdir() if p.is_dir())
+        dataset.add_photos(corrections, classes, [f"{f.name}={f}" for f in folders],
+                           new_classes=False)
+        examples += corrections
     for index, name in enumerate(classes):
         if not any(e.label == index for e in examples):
             raise DataError(f"class {name!r} has no training photos left after the splits")
     if not validation:
         raise DataError("the validation split is empty; add photos or raise --val-fraction")
-    return Splits(classes, examples, validation, holdout, excluded)
+    return Splits(classes, examples, validation, holdout, excluded, len(corrections))
 
 
 def read(examples: Sequence[Example], size: tuple[int, int], what: str):
@@ -185,16 +204,14 @@ def build_model(num_classes: int, args: argparse.Namespace):
     import keras
 
     weights = {"random": None}.get(args.base_weights, args.base_weights)
-    if weights not in (None, "imagenet") and not Path(weights).is_file():
+    if weights is not None and not Path(weights).is_file():
         raise DataError(f"base weights not found: {weights} (set --base-weights or "
                         "NOTHOTDOG_SHARED)")
-    shape = (args.image_size, args.image_size, 3)
-    base = keras.applications.MobileNetV2(input_shape=shape, include_top=False,
-                                          alpha=args.alpha, weights=weights)
+    base = BASES[args.base].build(args.image_size, weights)
     base.trainable = False
-    pixels = keras.Input(shape, name="pixels")  # float 0-255 RGB
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="to_minus1_plus1")(pixels)
-    x = base(x, training=False)  # BatchNorm stays in inference mode, even when fine-tuning
+    pixels = keras.Input((args.image_size, args.image_size, 3), name="pixels")  # float 0-255 RGB
+    x = base(pixels, training=False)  # BatchNorm stays in inference mode, even when fine-tuning
+    x = keras.layers.Identity(name=export.FEATURES_LAYER)(x)  # named, for the feature-map output
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(args.dropout, seed=args.seed, name="dropout")(x)
     scores = keras.layers.Dense(num_classes, activation="softmax", name="scores")(x)
@@ -278,6 +295,42 @@ def sample_weights(labels: np.ndarray, sources: Sequence[str], class_weights: np
     return weights.astype(np.float32)
 
 
+def fit_head(model, train_x, train_y, sample_weight, val_x, val_y,
+             strengths: Sequence[float]) -> dict:
+    """Phase 1 as a linear probe: the head becomes the L2-regularised logistic regression
+    of the base's pooled features (each photo as it is and mirrored), solved exactly,
+    the strength chosen by validation log-loss. Why not train the head by gradient
+    descent: a probe gets the best head the frozen features allow in seconds instead
+    of epochs, and fine-tuning that starts from a good head moves the pretrained
+    features less (LP-FT, Kumar et al. 2022), which keeps them general."""
+    import keras
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
+    pooled = keras.Model(model.input, model.get_layer("pool").output)
+
+    def features(pixels, mirror=False):
+        batches = [pixels[i:i + 64] for i in range(0, len(pixels), 64)]
+        return np.concatenate([pooled.predict_on_batch(
+            (b[:, :, ::-1] if mirror else b).astype(np.float32)) for b in batches])
+
+    x = np.concatenate([features(train_x), features(train_x, mirror=True)])
+    y, w = np.concatenate([train_y, train_y]), np.concatenate([sample_weight, sample_weight])
+    val_features = features(val_x)
+    fits = []
+    for c in strengths:
+        probe = LogisticRegression(C=c, max_iter=3000).fit(x, y, sample_weight=w)
+        loss = log_loss(val_y, probe.predict_proba(val_features), labels=probe.classes_)
+        log.info("probe C=%g: validation log-loss %.4f", c, loss)
+        fits.append((loss, c, probe))
+    loss, c, probe = min(fits, key=lambda fit: fit[0])
+    coef, intercept = probe.coef_, probe.intercept_
+    if coef.shape[0] == 1:  # two classes: one logit difference, split over both outputs
+        coef, intercept = np.concatenate([-coef, coef]) / 2, np.array([-intercept[0], intercept[0]]) / 2
+    model.get_layer("scores").set_weights([coef.T.astype(np.float32), intercept.astype(np.float32)])
+    return {"c": c, "validation_log_loss": round(float(loss), 4)}
+
+
 def fit(model, train_ds, val_ds, *, epochs: int, learning_rate: float, args,
         decay_steps: int | None = None) -> int:
     """Compile and fit with early stopping; returns the number of epochs run.
@@ -298,35 +351,7 @@ def fit(model, train_ds, val_ds, *, epochs: int, learning_rate: float, args,
     return len(history.history["loss"])
 
 
-def unfreeze_top_blocks(base, blocks: int) -> int:
-    """Let the top `blocks` inverted-residual blocks (and the final 1x1 conv) learn,
-    every BatchNormalization layer excepted. Returns how many layers now learn."""
-    import keras
-
-    if not 0 < blocks <= 16:
-        raise ValueError("--fine-tune-blocks must be between 1 and 16")
-    first = f"block_{17 - blocks}_expand"
-    names = [layer.name for layer in base.layers]
-    start = names.index(first)
-    base.trainable = True
-    for i, layer in enumerate(base.layers):
-        layer.trainable = i >= start and not isinstance(layer, keras.layers.BatchNormalization)
-    return sum(layer.trainable for layer in base.layers)
-
-
 # == 4. Export and evaluation ==================================================
-
-def export_variants(model, calibration, work_dir: Path) -> dict[str, Path]:
-    from training.export import VARIANTS, to_tflite
-
-    work_dir.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for variant in VARIANTS:
-        log.info("exporting %s", variant)
-        paths[variant] = work_dir / f"model_{variant}.tflite"
-        paths[variant].write_bytes(to_tflite(model, variant, calibration))
-    return paths
-
 
 def compare_variants(paths: dict[str, Path], classes, pixels, labels, examples,
                      evaluated_on: str) -> list[dict]:
@@ -343,10 +368,13 @@ def compare_variants(paths: dict[str, Path], classes, pixels, labels, examples,
     return rows
 
 
-def choose_variant(rows: list[dict], max_loss: float) -> str:
+def shippable_variants(rows: list[dict], max_loss: float) -> list[str]:
+    """The variants served from the model directory: int8 and float16 (which one runs
+    is decided per CPU at load), each only if it is within `max_loss` of float32's
+    accuracy. float32 itself stays in the work folder as the reference."""
     reference = next(r for r in rows if r["name"] == "float32")["accuracy"]
-    good = {r["name"] for r in rows if r["accuracy"] >= reference - max_loss - 1e-12}
-    return next(name for name in VARIANT_PREFERENCE if name in good)
+    good = [r["name"] for r in rows if r["accuracy"] >= reference - max_loss - 1e-12]
+    return [name for name in SHIPPED_VARIANTS if name in good] or ["float32"]
 
 
 def reproduce_command(argv: Sequence[str]) -> str:
@@ -380,6 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return 2
     classes, size = splits.classes, (args.image_size, args.image_size)
+    spec = BASES[args.base]
     train_x, train_y, splits.train, skipped_train = read(splits.train, size, "training photos")
     val_x, val_y, splits.validation, skipped_val = read(splits.validation, size, "validation photos")
     log.info("classes %s; training %s; validation %s", classes,
@@ -387,10 +416,11 @@ def main(argv: Sequence[str] | None = None) -> int:
              np.bincount(val_y, minlength=len(classes)).tolist())
 
     weights = balanced_class_weights(train_y, len(classes))
+    sample_weight = sample_weights(train_y, [e.source for e in splits.train], weights,
+                                   args.source_balance)
     train_ds = make_dataset(train_x, train_y, len(classes), args.batch_size,
-                            weights=sample_weights(train_y, [e.source for e in splits.train],
-                                                   weights, args.source_balance),
-                            augment=augmenter(args.seed), mixup=args.mixup, seed=args.seed)
+                            weights=sample_weight, augment=augmenter(args.seed),
+                            mixup=args.mixup, seed=args.seed)
     val_ds = make_dataset(val_x, val_y, len(classes), 2 * args.batch_size)
 
     try:
@@ -398,12 +428,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataError as exc:
         log.error("%s", exc)
         return 2
-    log.info("phase 1: training the head on a frozen base")
-    head_epochs = fit(model, train_ds, val_ds, epochs=args.head_epochs,
-                      learning_rate=args.head_lr, args=args)
+    log.info("phase 1: a linear probe on the frozen base's features")
+    probe = fit_head(model, train_x, train_y, sample_weight, val_x, val_y, args.probe_c)
     fine_epochs = 0
     if args.fine_tune_blocks > 0 and args.fine_tune_epochs > 0:
-        learning = unfreeze_top_blocks(base, args.fine_tune_blocks)
+        learning = unfreeze_top_blocks(base, spec, args.fine_tune_blocks)
         log.info("phase 2: fine-tuning the top %d blocks (%d layers learn)",
                  args.fine_tune_blocks, learning)
         # A cosine decay lets the start move the newly trainable blocks and the end settle.
@@ -418,72 +447,89 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Export every variant; compare them on the test photos when given, else validation.
     rng = np.random.default_rng(args.seed)
     calibration = train_x[rng.permutation(len(train_x))[:args.calibration_images]]
-    paths = export_variants(model, calibration, args.work_dir)
+    paths = export.export_variants(export.with_feature_map(model), calibration, args.work_dir)
     if args.test_dir:
         test_examples = dataset.scan_labelled(args.test_dir, classes)
+        dataset.add_photos(test_examples, classes, args.test_add, new_classes=False)
         test_x, test_y, test_examples, _ = read(test_examples, size, "test photos")
-        compare_on = (test_x, test_y, test_examples,
-                      dataset.describe_location(args.test_dir, shared_dir()))
+        compare_on = (test_x, test_y, test_examples, " + ".join(
+            dataset.describe_location(Path(where), shared_dir())
+            for where in [args.test_dir, *(item.partition("=")[2] for item in args.test_add)]))
     else:
         compare_on = (val_x, val_y, splits.validation, "validation split")
     variants = compare_variants(paths, classes, *compare_on)
-    chosen = choose_variant(variants, args.max_quantisation_loss)
-    log.info("shipping the %s variant", chosen)
+    shipped = shippable_variants(variants, args.max_quantisation_loss)
+    log.info("shipping %s", " and ".join(shipped))
 
-    # The shipped file is what every metric in the card describes.
-    args.out.mkdir(parents=True, exist_ok=True)
-    shipped = args.out / "model.tflite"
-    shipped.write_bytes(paths[chosen].read_bytes())
+    files = {"labels": "labels.txt", "head": "head.npz",
+             "variants": export.ship(paths, shipped, args.out)}
+    for row in variants:
+        row.update({"file": files["variants"][row["name"]]} if row["name"] in shipped else {})
     (args.out / "labels.txt").write_text("\n".join(classes) + "\n", encoding="utf-8")
-    engine = Model(shipped, classes, name=args.name)
-    metrics = {"validation": evaluate.score(
-        evaluate.predict_pixels(engine, val_x), val_y, splits.validation, classes,
-        "validation split of the training data",
-        evaluate.parse_subsets(args.subset))}
+    export.save_head(model.get_layer("scores"), args.out / files["head"])
+    # The card's metrics describe the first shipped variant; the variants table has both.
+    engine = Model(args.out / files["variants"][shipped[0]], classes, name=args.name)
+    subsets = evaluate.parse_subsets(args.subset)
+    val_scores = evaluate.predict_pixels(engine, val_x)
+    metrics = {"validation": evaluate.score(val_scores, val_y, splits.validation, classes,
+                                            "validation split of the training data", subsets)}
     if splits.holdout:
         hold_x, hold_y, splits.holdout, _ = read(splits.holdout, size, "held-out photos")
         metrics["holdout"] = evaluate.score(
             evaluate.predict_pixels(engine, hold_x), hold_y, splits.holdout, classes,
             f"held-out {', '.join(args.holdout)} training photos (never trained on)")
+    # The plots shown with the card: on the test set when there is one.
+    plotted = ("validation", val_scores, val_y, splits.validation)
     if args.test_dir:
         test_x, test_y, test_examples, name = compare_on
-        metrics["test"] = evaluate.score(evaluate.predict_pixels(engine, test_x), test_y,
-                                         test_examples, classes, name,
-                                         evaluate.parse_subsets(args.subset))
+        test_scores = evaluate.predict_pixels(engine, test_x)
+        metrics["test"] = evaluate.score(test_scores, test_y, test_examples, classes, name, subsets)
+        plotted = ("test", test_scores, test_y, test_examples)
+    split, scores, truth, shown = plotted
+    plots = {path.stem: path.name for path in evaluate.save_plots(
+        metrics[split], scores, truth, shown, args.out, mistakes=False)}
 
     data_counts = {"train": dataset.counts(splits.train, classes),
                    "validation": dataset.counts(splits.validation, classes)}
     if splits.holdout:
         data_counts["holdout"] = dataset.counts(splits.holdout, classes)
     settings = {key: value for key, value in sorted(vars(args).items())
-                if key not in ("out", "work_dir", "data_dir", "val_dir", "test_dir",
-                               "add", "exclude", "base_weights", "description", "name", "subset",
+                if key not in ("out", "work_dir", "data_dir", "val_dir", "test_dir", "test_add",
+                               "corrections",
+                               "add", "exclude", "base_weights", "description", "name", "title", "subset",
                                "only")}
+    settings["probe_c"] = probe["c"]
+    settings["corrections_used"] = splits.corrections
     settings["trained_only_on"] = args.only or "all photos"
     settings["unreadable_photos_skipped"] = skipped_train + skipped_val
     settings["class_weights"] = {c: round(float(w), 4) for c, w in zip(classes, weights, strict=True)}
     card = {
         "schema_version": 1,
         "name": args.name,
-        "version": dt.date.today().isoformat(),
+        "title": args.title or " / ".join(classes),
+        "version": model_card.new_version(),
         "description": args.description,
         "classes": classes,
-        "files": {"model": shipped.name, "labels": "labels.txt"},
+        "files": files,
         "input": {"width": args.image_size, "height": args.image_size, "channels": 3,
                   "dtype": "uint8", "color": "RGB",
                   "resize": "EXIF orientation applied, transparency composited on white, "
                             "the whole photo resized (bilinear, no crop) by classifier.intake",
-                  "preprocessing": "inside the network: x / 127.5 - 1 (MobileNetV2's scaling)"},
+                  "preprocessing": spec.preprocessing},
         "architecture": {
-            "summary": f"MobileNetV2 (alpha {args.alpha}) ImageNet features, global average "
+            "summary": f"{spec.title} ImageNet features at {args.image_size} px, global average "
                        f"pooling, dropout {args.dropout}, dense softmax over {len(classes)} classes",
-            "variant": chosen, "size_bytes": shipped.stat().st_size},
-        "base_weights": {"source": Path(args.base_weights).name, "attribution": ATTRIBUTION},
+            "feature_map": list(model.get_layer(export.FEATURES_LAYER).output.shape[1:])},
+        "base_weights": {"base": spec.name, "source": Path(args.base_weights).name,
+                         "attribution": spec.attribution},
         "training": {"data": data_counts, "excluded": splits.excluded, "settings": settings,
-                     "epochs_run": {"head": head_epochs, "fine_tune": fine_epochs},
+                     "epochs_run": {"fine_tune": fine_epochs},
                      "duration_s": round(train_seconds, 1),
                      "machine": f"{os.cpu_count()}-core {platform.machine()} CPU"},
         "metrics": metrics,
+        "metrics_variant": shipped[0],
+        "not_sure_below": evaluate.not_sure_below(val_scores, val_y),
+        "plots": plots,
         "variants": variants,
         "reproduce": reproduce_command(argv),
     }
