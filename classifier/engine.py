@@ -1,15 +1,26 @@
-"""Inference engine: a TFLite model run by the LiteRT runtime (never full TensorFlow).
+"""Inference engine: TFLite models run by the LiteRT runtime (never full TensorFlow).
+
+A model directory ships its network in several variants (int8 and float16), because
+which is faster depends on the CPU: int8 wins where the CPU has VNNI instructions and
+loses on plain AVX2. `Model.from_directory` times each variant for a moment at load
+and serves the faster one (unless a setting names one), and says which and why in
+`Model.runtime`.
 
 A `Model` owns a small pool of interpreters. A LiteRT interpreter is not safe to
-use from two threads at once, so each call borrows one from the pool; with one
-interpreter per worker thread, gunicorn's `gthread` workers never wait on each
-other. The network itself contains its preprocessing (pixel scaling), so callers
-only hand over uint8 RGB pixels from `classifier.intake`.
+use from two threads at once, so each call borrows one from the pool. The network
+itself contains its preprocessing (pixel scaling), so callers only hand over uint8
+RGB pixels from `classifier.intake`. Networks exported by `training.export` have a
+second output, the last feature map before pooling, which `classifier.explain`
+turns into a class-activation map; it is read only when asked for.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import queue
+import statistics
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,22 +28,34 @@ from pathlib import Path
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
+from PIL import Image
 
 from classifier import card as model_card
-from classifier.intake import DEFAULT_MAX_PIXELS, load_pixels
+from classifier.digits import load_digit
+from classifier.intake import DEFAULT_MAX_PIXELS, fit_to_input, load_pixels
+
+log = logging.getLogger(__name__)
+
+#: Timed invocations per variant at load, after one warm-up: enough to tell a 1.3x
+#: difference apart, short enough to keep start-up well under a second.
+TIMING_RUNS = 5
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """Scores for every class, best first in `top`."""
+    """Scores for every class, best first in `top`; `features` is the last feature
+    map (height x width x channels) when it was asked for."""
 
     label: str
     scores: dict[str, float]
     top: list[tuple[str, float]] = field(repr=False)
+    features: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self, top_k: int | None = None) -> dict:
+        """The answer as the API gives it: the `top_k` best classes (all if None),
+        by name in `scores` and ranked in `top`."""
         top = self.top if top_k is None else self.top[:top_k]
-        return {"label": self.label, "scores": self.scores,
+        return {"label": self.label, "scores": dict(top),
                 "top": [{"label": name, "score": score} for name, score in top]}
 
 
@@ -41,12 +64,14 @@ class Model:
 
     def __init__(self, tflite_path: str | Path, labels: Sequence[str], *,
                  name: str = "model", version: str = "0", card: dict | None = None,
-                 pool_size: int = 1, num_threads: int = 1,
+                 runtime: dict | None = None, pool_size: int = 1, num_threads: int = 1,
                  max_pixels: int = DEFAULT_MAX_PIXELS):
         self.path = Path(tflite_path)
         self.labels = list(labels)
         self.name, self.version = name, version
         self.card = card or {}
+        self.runtime = runtime or {"file": self.path.name, "timings_ms": {},
+                                   "reason": "the only file given"}
         self.max_pixels = max_pixels
         content = self.path.read_bytes()  # read once, shared by every interpreter
         self._pool: queue.SimpleQueue[_Runner] = queue.SimpleQueue()
@@ -54,7 +79,8 @@ class Model:
         for runner in runners:
             self._pool.put(runner)
         first = runners[0]
-        self.input_size = first.input_size  # (width, height)
+        self.input_size, self.channels = first.input_size, first.channels  # (width, height)
+        self.has_features = first.has_features
         if first.num_classes != len(self.labels):
             raise ValueError(f"{self.path} predicts {first.num_classes} classes but "
                              f"{len(self.labels)} labels were given")
@@ -62,24 +88,32 @@ class Model:
             runner.run(self.blank_input())
 
     @classmethod
-    def from_directory(cls, directory: str | Path, **options) -> Model:
-        """Load a model directory as written by `training.train`."""
+    def from_directory(cls, directory: str | Path, *, variant: str = "auto",
+                       num_threads: int = 1, **options) -> Model:
+        """Load a model directory as written by `training.train`, serving the variant
+        named by `variant`, or with "auto" the one that runs fastest here."""
         directory = Path(directory)
         card = model_card.load(directory)
-        return cls(directory / card["files"]["model"], card["classes"],
-                   name=card["name"], version=card["version"], card=card, **options)
+        runtime = choose_variant(directory, card["files"]["variants"], variant, num_threads)
+        model = cls(directory / runtime["file"], card["classes"], name=card["name"],
+                    version=card["version"], card=card, runtime=runtime,
+                    num_threads=num_threads, **options)
+        log.info("model %s %s: serving %s (%s)", model.name, model.version,
+                 runtime["file"], runtime["reason"])
+        return model
 
     # -- inference ---------------------------------------------------------
 
-    def predict_pixels(self, pixels: np.ndarray) -> Prediction:
+    def predict_pixels(self, pixels: np.ndarray, *, features: bool = False) -> Prediction:
         """Classify one uint8 array shaped (height, width, 3) at the input size."""
         with self._runner() as runner:
             probabilities = runner.run(pixels)
-        return self._prediction(probabilities)
+            feature_map = runner.features() if features else None
+        return self._prediction(probabilities, feature_map)
 
-    def predict_bytes(self, data: bytes) -> Prediction:
+    def predict_bytes(self, data: bytes, *, features: bool = False) -> Prediction:
         """Classify an encoded image (JPEG, PNG, ...); raises `intake.ImageError`."""
-        return self.predict_pixels(self.load(data))
+        return self.predict_pixels(self.load(data), features=features)
 
     def predict_batch(self, images: Sequence[bytes | np.ndarray]) -> list[Prediction]:
         """Classify several images with one borrowed interpreter."""
@@ -88,16 +122,39 @@ class Model:
         with self._runner() as runner:
             return [self._prediction(runner.run(pixels)) for pixels in batch]
 
+    @property
+    def not_sure_below(self) -> float:
+        """Top scores under this are "not sure" (chosen on validation data by training;
+        0 when the card states none)."""
+        return self.card.get("not_sure_below", {}).get("confidence", 0.0)
+
+    @property
+    def head_file(self) -> Path:
+        """The dense weights that turn the feature map into class-activation maps."""
+        return self.path.parent / self.card["files"]["head"]
+
+    @property
+    def reads_digits(self) -> bool:
+        """A digit model reads one handwritten digit (`classifier.digits`), not a photo."""
+        return self.card.get("input", {}).get("kind") == "digit"
+
     def load(self, data: bytes) -> np.ndarray:
-        """Decode an upload into model-ready pixels (see `classifier.intake`)."""
+        """Decode an upload into model-ready pixels (`classifier.intake` for photos,
+        `classifier.digits` for a digit model)."""
+        if self.reads_digits:
+            return load_digit(data, max_pixels=self.max_pixels)
         return load_pixels(data, self.input_size, max_pixels=self.max_pixels)
+
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        """Model-ready pixels from a photo decoded once for several models."""
+        return fit_to_input(image, self.input_size)
 
     def blank_input(self) -> np.ndarray:
         """An all-black image at the input size (for warm-up and readiness checks)."""
-        return np.zeros((self.input_size[1], self.input_size[0], 3), np.uint8)
+        return np.zeros((self.input_size[1], self.input_size[0], self.channels), np.uint8)
 
     def describe(self) -> dict:
-        return {"name": self.name, "version": self.version}
+        return {"name": self.name, "version": self.version, "title": self.card.get("title", self.name)}
 
     # -- internals ---------------------------------------------------------
 
@@ -109,10 +166,42 @@ class Model:
         finally:
             self._pool.put(runner)
 
-    def _prediction(self, probabilities: np.ndarray) -> Prediction:
+    def _prediction(self, probabilities: np.ndarray, features: np.ndarray | None = None
+                    ) -> Prediction:
         scores = {label: round(float(p), 6) for label, p in zip(self.labels, probabilities, strict=True)}
         top = sorted(scores.items(), key=lambda item: item[1], reverse=True)
-        return Prediction(label=top[0][0], scores=scores, top=top)
+        return Prediction(label=top[0][0], scores=scores, top=top, features=features)
+
+
+def choose_variant(directory: Path, files: dict[str, str], wanted: str,
+                   num_threads: int = 1) -> dict:
+    """Which of a model's files to serve: `wanted` if the directory has it, else the
+    fastest, timed here. Returns the `runtime` description (file, variant, timings_ms,
+    reason) that the startup log and /api/v1/models show."""
+    if wanted in files:
+        return {"variant": wanted, "file": files[wanted], "timings_ms": {},
+                "reason": f"the {wanted} variant was asked for by a setting"}
+    if wanted != "auto":
+        log.warning("%s has no %s variant (it has %s); choosing by speed instead",
+                    directory.name, wanted, ", ".join(files))
+    timings = {name: _time_file(directory / file, num_threads) for name, file in files.items()}
+    fastest = min(timings, key=timings.get)
+    others = ", ".join(f"{name} {ms:.2f} ms" for name, ms in timings.items() if name != fastest)
+    reason = (f"fastest on this CPU: {fastest} {timings[fastest]:.2f} ms against {others}, "
+              "median of one-image runs timed at start-up") if others else "the only variant"
+    return {"variant": fastest, "file": files[fastest], "timings_ms": timings, "reason": reason}
+
+
+def _time_file(path: Path, num_threads: int) -> float:
+    runner = _Runner(path.read_bytes(), num_threads)
+    pixels = np.random.default_rng(0).integers(0, 256, (*runner.input_size[::-1], 3), np.uint8)
+    runner.run(pixels)  # the first invoke allocates
+    timings = []
+    for _ in range(TIMING_RUNS):
+        started = time.perf_counter()
+        runner.run(pixels)
+        timings.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(timings), 3)
 
 
 class _Runner:
@@ -122,17 +211,17 @@ class _Runner:
         self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
         self.interpreter.allocate_tensors()
         (inp,) = self.interpreter.get_input_details()
-        (out,) = self.interpreter.get_output_details()
+        outputs = {len(out["shape"]): out for out in self.interpreter.get_output_details()}
         _, height, width, channels = inp["shape"]
-        if channels != 3:
-            raise ValueError("the model must take RGB input")
-        self.input_size = (int(width), int(height))
-        self.num_classes = int(out["shape"][-1])
+        if channels not in (1, 3):
+            raise ValueError("the model must take RGB or greyscale input")
+        self.input_size, self.channels = (int(width), int(height)), int(channels)
+        self.num_classes = int(outputs[2]["shape"][-1])
         self._input_index, self._input_dtype = inp["index"], inp["dtype"]
         self._input_scale, self._input_zero = inp["quantization"]
-        self._output_index = out["index"]
-        self._output_scale, self._output_zero = out["quantization"]
-        self._output_quantized = out["dtype"] in (np.int8, np.uint8)
+        self._scores = _Output(outputs[2])
+        self._features = _Output(outputs[4]) if 4 in outputs else None
+        self.has_features = self._features is not None
         # A uint8 input quantised with scale ~1 and zero point 0 *is* the raw pixel
         # value (our int8 export calibrates on 0-255 photos): fed without arithmetic.
         # The tolerance is far below one grey level at 255.
@@ -140,13 +229,16 @@ class _Runner:
                                      and abs(self._input_scale - 1.0) < 1e-3)
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
-        tensor = self._to_input(pixels)[np.newaxis]
-        self.interpreter.set_tensor(self._input_index, tensor)
+        """Class probabilities for one image."""
+        self.interpreter.set_tensor(self._input_index, self._to_input(pixels)[np.newaxis])
         self.interpreter.invoke()
-        raw = self.interpreter.get_tensor(self._output_index)[0]
-        if self._output_quantized:
-            return (raw.astype(np.float32) - self._output_zero) * self._output_scale
-        return raw.astype(np.float32, copy=False)
+        return self._scores.read(self.interpreter)
+
+    def features(self) -> np.ndarray:
+        """The last feature map of the image `run` saw last (float32, H x W x C)."""
+        if self._features is None:
+            raise ValueError("this network has no feature-map output (retrain it to get one)")
+        return self._features.read(self.interpreter)
 
     def _to_input(self, pixels: np.ndarray) -> np.ndarray:
         if self._pixels_pass_through:
@@ -156,6 +248,29 @@ class _Runner:
             quantised = np.rint(pixels / self._input_scale + self._input_zero)
             return np.clip(quantised, info.min, info.max).astype(self._input_dtype)
         return pixels.astype(self._input_dtype)
+
+
+class _Output:
+    """An output tensor, dequantised to float32 when the network is quantised."""
+
+    def __init__(self, details: dict):
+        self.index = details["index"]
+        self.scale, self.zero = details["quantization"]
+        self.quantised = details["dtype"] in (np.int8, np.uint8)
+
+    def read(self, interpreter: Interpreter) -> np.ndarray:
+        raw = interpreter.get_tensor(self.index)[0]
+        if self.quantised:
+            return (raw.astype(np.float32) - self.zero) * self.scale
+        return raw.astype(np.float32, copy=False)
+
+
+def default_pool_size(threads: int) -> int:
+    """Interpreters per model: as many as inferences can really run at once, i.e. the
+    cores this process may use, at most one per worker thread. Each interpreter holds
+    its own packed copy of the weights, so more would cost memory and gain nothing."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(threads, cores or 1))
 
 
 class ModelRegistry:

@@ -66,10 +66,50 @@ def test_threads_get_exactly_the_sequential_results(model):
         assert prediction == expected[(thread + i) % len(photos)]
 
 
-def test_label_count_must_match_the_network():
-    path = SHIPPED_MODELS / "hotdog" / "model.tflite"
+def test_label_count_must_match_the_network(model):
     with pytest.raises(ValueError, match="predicts 2 classes"):
-        Model(path, ["only_one"])
+        Model(model.path, ["only_one"])
+
+
+def test_the_faster_variant_is_served_and_says_why(model):
+    runtime = model.runtime
+    files = model.card["files"]["variants"]
+    assert set(runtime["timings_ms"]) == set(files) == {"int8", "float16"}
+    assert all(ms > 0 for ms in runtime["timings_ms"].values())
+    fastest = min(runtime["timings_ms"], key=runtime["timings_ms"].get)
+    assert runtime["variant"] == fastest and runtime["file"] == files[fastest]
+    assert model.path.name == runtime["file"]
+    assert "fastest on this CPU" in runtime["reason"]
+
+
+def test_a_setting_can_force_a_variant(model):
+    for variant in ("int8", "float16"):
+        forced = Model.from_directory(SHIPPED_MODELS / "hotdog", variant=variant)
+        assert forced.runtime["variant"] == variant
+        assert forced.path.name == model.card["files"]["variants"][variant]
+        assert forced.runtime["timings_ms"] == {}
+    fallback = Model.from_directory(SHIPPED_MODELS / "hotdog", variant="float64")
+    assert set(fallback.runtime["timings_ms"]) == {"int8", "float16"}
+
+
+def test_both_variants_agree_on_photos(model):
+    """The int8 file is a faithful quantisation of the float one."""
+    int8 = Model.from_directory(SHIPPED_MODELS / "hotdog", variant="int8")
+    float16 = Model.from_directory(SHIPPED_MODELS / "hotdog", variant="float16")
+    photos = [images.photo_array(*model.input_size, seed=s) for s in range(8)]
+    for pixels in photos:
+        a, b = int8.predict_pixels(pixels), float16.predict_pixels(pixels)
+        assert abs(a.scores["hotdog"] - b.scores["hotdog"]) < 0.15
+
+
+def test_feature_map_only_when_asked(model):
+    pixels = images.photo_array(*model.input_size, seed=3)
+    plain = model.predict_pixels(pixels)
+    explained = model.predict_pixels(pixels, features=True)
+    assert plain.features is None
+    assert explained.features.shape == tuple(model.card["architecture"]["feature_map"])
+    assert explained.features.dtype == np.float32 and explained.features.max() > 0
+    assert explained.scores == plain.scores
 
 
 def test_registry_finds_models_and_rejects_unknown_names():

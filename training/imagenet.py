@@ -1,0 +1,222 @@
+"""Package a general 1000-class ImageNet classifier as a served model (no training).
+
+    python -m training.imagenet --out models/imagenet [--base efficientnet_lite0]
+
+1. **Network.** The base with its own ImageNet head (EfficientNet-Lite0 by default,
+   or MobileNetV2), from the weights files in ../shared. A softmax turns the head's
+   logits into scores, and the last feature map is a second output, as for every
+   model here, so explanations work the same way.
+2. **Classes.** Human-readable names from Keras's `imagenet_class_index.json`
+   ("Egyptian_cat" -> "Egyptian cat"); the two names ImageNet uses twice ("crane",
+   "maillot") keep their WordNet ids to stay apart.
+3. **Export.** TFLite float32, float16 and int8 (calibrated on photos of every
+   training split in ../shared), each compared with the Keras float model: top-1
+   agreement on every test photo of ../shared (there are no ImageNet labels for
+   them), and for scale, how often `hotdog` is the top-1 / top-5 answer on the hot
+   dog test photos. int8 and float16 are shipped when they agree as well as the
+   `--min-agreement` asks; the server runs the faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from classifier import card as model_card
+from classifier.engine import Model
+from classifier.settings import shared_dir
+from training import dataset, evaluate, export
+from training.bases import BASES
+
+log = logging.getLogger("training.imagenet")
+
+#: The full-model weights file (with the ImageNet head) of each base that has one.
+FULL_WEIGHTS = {
+    "efficientnet_lite0": "efficientnet_lite/efficientnet_lite0_224.keras",
+    "mobilenet_v2": "mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
+}
+#: The layers that hold each base's last feature map and its ImageNet head.
+FEATURE_LAYER = {"efficientnet_lite0": "re_lu_32", "mobilenet_v2": "out_relu"}
+HEAD_LAYER = "predictions"
+CLASS_INDEX = "mobilenet_v2/imagenet_class_index.json"
+TRAIN_SPLITS = ("hotdog/train", "pizza/train", "phototype/train")
+TEST_SPLITS = ("hotdog/test", "pizza/test", "phototype/test")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m training.imagenet", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    p.add_argument("--base", choices=sorted(FULL_WEIGHTS), default="efficientnet_lite0")
+    p.add_argument("--calibration-images", type=int, default=400,
+                   help="training photos (of every set, evenly) that calibrate int8 ranges")
+    p.add_argument("--min-agreement", type=float, default=0.97,
+                   help="smallest top-1 agreement with the Keras model a shipped variant may have")
+    p.add_argument("--work-dir", type=Path, help="where every variant is kept (default: build/NAME)")
+    p.add_argument("--seed", type=int, default=42)
+    args = p.parse_args(argv)
+    args.work_dir = args.work_dir or Path("build") / args.out.name
+    return args
+
+
+def class_names(index_file: Path) -> list[str]:
+    """ImageNet's 1000 class names, readable and unique."""
+    index = json.loads(index_file.read_text(encoding="utf-8"))
+    entries = [index[str(i)] for i in range(len(index))]
+    repeated = {name for name, n in Counter(name for _, name in entries).items() if n > 1}
+    return [name.replace("_", " ") + (f" ({wnid})" if name in repeated else "")
+            for wnid, name in entries]
+
+
+def build(base: str):
+    """pixels 0-255 -> (softmax scores, last feature map), and the ImageNet head."""
+    import keras
+
+    weights = shared_dir() / "weights" / FULL_WEIGHTS[base]
+    if base == "mobilenet_v2":
+        pixels = keras.Input((224, 224, 3), name="pixels")
+        scaled = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="to_minus1_plus1")(pixels)
+        full = keras.applications.MobileNetV2(input_tensor=scaled, weights=str(weights))
+    else:
+        full = keras.models.load_model(weights)
+    head = full.get_layer(HEAD_LAYER)
+    scores = full.output
+    if head.get_config().get("activation") != "softmax":  # Lite0's head gives logits
+        scores = keras.layers.Softmax(name="scores")(scores)
+    network = keras.Model(full.inputs, [scores, full.get_layer(FEATURE_LAYER[base]).output],
+                          name="imagenet")
+    return network, head
+
+
+def photos(splits: Sequence[str]) -> list[dataset.Example]:
+    root = shared_dir() / "datasets"
+    return [dataset.Example(path, 0) for split in splits
+            for path in dataset.image_files(root / split)]
+
+
+def agreement(model: Model, pixels: np.ndarray, reference: np.ndarray) -> dict:
+    predicted = evaluate.predict_pixels(model, pixels)
+    top1 = predicted.argmax(axis=1)
+    return {"top1_agreement": float((top1 == reference).mean()),
+            "latency_ms_p50": round(evaluate.median_latency_ms(model, pixels), 3),
+            "predicted": predicted}
+
+
+def hotdog_rate(scores: np.ndarray, classes: list[str], k: int) -> float:
+    hotdog = classes.index("hotdog")
+    return float((np.argsort(-scores, axis=1)[:, :k] == hotdog).any(axis=1).mean())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    started = time.monotonic()
+    classes = class_names(shared_dir() / "weights" / CLASS_INDEX)
+    network, head = build(args.base)
+    size = (network.input_shape[2], network.input_shape[1])
+
+    # == Calibration photos: an even share of every training split. ==
+    rng = np.random.default_rng(args.seed)
+    pool = photos(TRAIN_SPLITS)
+    chosen = [pool[i] for i in sorted(rng.permutation(len(pool))[:args.calibration_images])]
+    calibration, *_ = dataset.load_arrays(chosen, size)
+
+    # == Reference: the Keras float model's answers on every test photo. ==
+    tests = photos(TEST_SPLITS)
+    test_x, _, tests, _ = dataset.load_arrays(tests, size)
+    reference = network.predict(test_x.astype(np.float32), batch_size=32, verbose=0)[0]
+    reference_top1 = reference.argmax(axis=1)
+    hotdogs = np.array(["hotdog/test/hotdog" in str(e.path) for e in tests])
+
+    # == Export every variant and compare it with the Keras model. ==
+    paths = export.export_variants(network, calibration, args.work_dir)
+    variants, shipped, hotdog_check = [], [], {}
+    for name, path in paths.items():
+        measured = agreement(Model(path, classes, name=name), test_x, reference_top1)
+        log.info("%-8s agreement %.4f  p50 %.2f ms", name, measured["top1_agreement"],
+                 measured["latency_ms_p50"])
+        variants.append({"name": name, "size_bytes": path.stat().st_size,
+                         "accuracy": measured["top1_agreement"],
+                         "evaluated_on": "top-1 agreement with the Keras float model",
+                         "latency_ms_p50": measured["latency_ms_p50"]})
+        if name in ("int8", "float16") and measured["top1_agreement"] >= args.min_agreement:
+            shipped.append(name)
+            hotdog_check[name] = measured["predicted"][hotdogs]
+    if not shipped:
+        log.error("no variant agrees with the Keras model on %.0f %% of the photos",
+                  100 * args.min_agreement)
+        return 1
+    shipped.sort(key=("int8", "float16").index)
+    files = {"labels": "labels.txt", "head": "head.npz",
+             "variants": export.ship(paths, shipped, args.out)}
+    for row in variants:
+        row.update({"file": files["variants"][row["name"]]} if row["name"] in shipped else {})
+    (args.out / "labels.txt").write_text("\n".join(classes) + "\n", encoding="utf-8")
+    export.save_head(head, args.out / files["head"])
+
+    # == Model card. ==
+    base = BASES[args.base]
+    first = next(v for v in variants if v["name"] == shipped[0])
+    test_location = ", ".join(TEST_SPLITS)
+    metrics = {
+        "keras_agreement": {
+            "dataset": test_location, "n": len(tests), "accuracy": first["accuracy"],
+            "note": "top-1 agreement with the Keras float model (these photos have no "
+                    "ImageNet labels)"},
+        "hotdog_top1": {
+            "dataset": "hotdog/test/hotdog", "n": int(hotdogs.sum()),
+            "accuracy": hotdog_rate(hotdog_check[shipped[0]], classes, 1),
+            "note": "share of the hot dog test photos whose top-1 class is hotdog"},
+        "hotdog_top5": {
+            "dataset": "hotdog/test/hotdog", "n": int(hotdogs.sum()),
+            "accuracy": hotdog_rate(hotdog_check[shipped[0]], classes, 5),
+            "note": "share of the hot dog test photos with hotdog among the top 5"},
+    }
+    card = {
+        "schema_version": 1,
+        "name": args.out.name,
+        "title": "What is in the photo? (ImageNet)",
+        "description": "Names what a photo shows among ImageNet's 1000 everyday classes "
+                       "(animals, objects, foods, places), with its five best guesses.",
+        "classes": classes,
+        "files": files,
+        "input": {"width": size[0], "height": size[1], "channels": 3, "dtype": "uint8",
+                  "color": "RGB",
+                  "resize": "EXIF orientation applied, transparency composited on white, "
+                            "the whole photo resized (bilinear, no crop) by classifier.intake",
+                  "preprocessing": base.preprocessing},
+        "architecture": {"summary": f"{base.title} with its ImageNet head (global average "
+                                    "pooling, dense, softmax over 1000 classes); no retraining",
+                         "feature_map": list(network.outputs[1].shape[1:])},
+        "base_weights": {"base": base.name, "source": Path(FULL_WEIGHTS[args.base]).name,
+                         "attribution": base.attribution},
+        "training": {"data": {"calibration": dataset.counts(chosen, ["photo"])},
+                     "settings": {"calibration_images": args.calibration_images,
+                                  "min_agreement": args.min_agreement, "seed": args.seed},
+                     "epochs_run": {}, "duration_s": round(time.monotonic() - started, 1),
+                     "machine": f"{os.cpu_count()}-core {platform.machine()} CPU"},
+        "metrics": metrics,
+        "metrics_variant": shipped[0],
+        "variants": variants,
+        "reproduce": "python -m training.imagenet " + " ".join(argv),
+        "version": model_card.new_version(),
+    }
+    model_card.write(args.out, card)
+    print(model_card.to_markdown(card).split("## Training")[0])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
