@@ -1,0 +1,56 @@
+"""The Ray engine: the same job as a Ray Data pipeline, on a local Ray instance or
+on the cluster `RAY_ADDRESS` names. Items become a dataset, a pool of actors each
+holding one model (one LiteRT interpreter) classifies them batch by batch with
+`classify_item`, and the rows come back in input order to the same writer as the
+local engine's. Ray is in requirements-ray.txt only: serving never installs it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from classifier.batch.local import CHUNK, classify_item, load_model
+from classifier.batch.sources import Item
+
+
+class _Classifier:
+    """A Ray Data actor: one model, loaded once, classifying batches of items."""
+
+    def __init__(self, models_dir: str, name: str, variant: str):
+        self.model = load_model(Path(models_dir), name, variant)
+
+    def __call__(self, batch: dict) -> dict:
+        items = [Item(path, data or None) for path, data in zip(batch["path"], batch["data"], strict=True)]
+        rows = [classify_item(self.model, item) for item in items]
+        return {key: [r[key] for r in rows] for key in rows[0]}
+
+
+def run(items: list[Item], models_dir: Path, name: str, variant: str,
+        workers: int | None = None) -> Iterator[list[dict]]:
+    import ray
+
+    if not ray.is_initialized():
+        # RAY_ADDRESS, when set, makes this join an existing cluster instead.
+        ray.init(include_dashboard=False, log_to_driver=False,
+                 num_cpus=None if os.environ.get("RAY_ADDRESS") else len(os.sched_getaffinity(0)))
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # rows in input order, like the local engine
+    context.enable_progress_bars = False  # our own progress bar counts the rows
+    actors = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    dataset = ray.data.from_items(
+        [{"path": item.path, "data": item.data or b""} for item in items],
+        override_num_blocks=max(1, min(len(items) // CHUNK, 64 * actors)))
+    rows = dataset.map_batches(
+        _Classifier, fn_constructor_args=(str(models_dir), name, variant), batch_size=CHUNK,
+        compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, batch_format="numpy")
+    chunk: list[dict] = []
+    for row in rows.iter_rows():
+        # Arrow hands back NumPy scalars; the writers want plain Python values.
+        chunk.append({key: value.item() if hasattr(value, "item") else value
+                      for key, value in row.items()})
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,56 @@
+"""A contact sheet of the least confident predictions, for a person to check: one
+self-contained HTML file (thumbnails inline), sorted from least to most sure."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+from classifier.batch.sources import Item
+from classifier.intake import ImageError, decode_image
+
+THUMBNAIL = (160, 160)
+
+
+def write(path: Path, rows: list[dict], items: list[Item], count: int) -> None:
+    unsure = sorted((r for r in rows if not r["error"]), key=lambda r: float(r["score"]))[:count]
+    by_path = {item.path: item for item in items}
+    cells = [_cell(row, by_path.get(row["path"])) for row in unsure]
+    Path(path).write_text(_PAGE.format(count=len(cells), cells="\n".join(cells)), encoding="utf-8")
+
+
+def _cell(row: dict, item: Item | None) -> str:
+    try:
+        image = decode_image(item.read(), draft_size=THUMBNAIL) if item else None
+    except (ImageError, OSError):
+        image = None
+    if image is None:
+        picture = '<div class="missing">no preview</div>'
+    else:
+        image.thumbnail(THUMBNAIL)
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=80)
+        data = base64.b64encode(buffer.getvalue()).decode("ascii")
+        picture = f'<img src="data:image/jpeg;base64,{data}" alt="">'
+    return (f'<figure>{picture}<figcaption><strong>{html.escape(row["label"])}</strong> '
+            f'{100 * float(row["score"]):.0f} %<br><span>{html.escape(row["path"])}</span>'
+            '</figcaption></figure>')
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Least confident predictions</title>
+<style>
+body {{ font: 14px system-ui, sans-serif; margin: 1.5rem; }}
+main {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(180px, 1fr)); gap: 1rem; }}
+figure {{ margin: 0; }}
+img, .missing {{ width: 160px; height: 160px; object-fit: contain; background: #eee; }}
+figcaption span {{ color: #666; word-break: break-all; font-size: 12px; }}
+</style></head><body>
+<h1>The {count} least confident predictions</h1>
+<p>Least sure first. Check these by hand.</p>
+<main>
+{cells}
+</main></body></html>
+"""
