@@ -1,6 +1,8 @@
 """gunicorn settings for `gunicorn app:app`; each can be overridden from the environment."""
 
 import os
+import shutil
+import tempfile
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # Threads share one model copy per process; LiteRT releases the GIL while it computes,
@@ -44,3 +46,24 @@ def pre_fork(server, worker):
 def post_fork(server, worker):
     if worker.core is not None:
         os.sched_setaffinity(0, {worker.core})
+
+
+# Prometheus metrics from every worker: prometheus-client's multiprocess mode keeps each
+# worker's counts in files under PROMETHEUS_MULTIPROC_DIR, which must exist and be empty
+# when the server starts. Unless the environment names one, the master makes a fresh
+# folder before any worker is forked (the workers inherit the variable).
+def on_starting(server):
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="nothotdog-metrics-")
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges (the models it had loaded) stop counting."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

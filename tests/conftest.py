@@ -7,9 +7,11 @@ and skip elsewhere with the reason.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+from pytest_postgresql import factories
 
 from classifier.settings import PROJECT_ROOT, shared_dir
 from webapp import create_app
@@ -44,3 +46,37 @@ def client(app):
 @pytest.fixture()
 def runner(app):
     return app.test_cli_runner()
+
+
+# -- databases for the feedback suite: SQLite, and a real PostgreSQL server ----------
+
+postgresql_proc = factories.postgresql_proc(executable=str(PROJECT_ROOT / "tests" / "pg_ctl_as_postgres"))
+
+
+@pytest.fixture(scope="session")
+def postgresql_url(request):
+    """A PostgreSQL server started for this test session (Debian's postgresql, see
+    tests/pg_ctl_as_postgres). In CI a server that cannot start fails the tests."""
+    if not shutil.which("runuser") or not list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")):
+        message = "PostgreSQL is not installed (make test installs it as root)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = request.getfixturevalue("postgresql_proc")
+    # The maintenance database: each test empties its schema (see database_url).
+    return f"postgresql+psycopg://{server.user}@{server.host}:{server.port}/postgres"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """Each database the feedback suite runs against, empty for every test."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'feedback.sqlite'}"
+    url = request.getfixturevalue("postgresql_url")
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:  # a fresh schema, as `flask db upgrade` finds it
+        connection.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    engine.dispose()
+    return url

@@ -1,0 +1,269 @@
+"""Feedback, its database (SQLite and a real PostgreSQL server), the admin pages,
+rate limits, the export command and /metrics."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from PIL import Image
+
+from tests import images
+from tests.conftest import SHIPPED_MODELS
+from webapp import create_app
+from webapp.db import Feedback, db
+
+HTTPS = "https://localhost"  # session cookies are Secure: the client must look like HTTPS
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture()
+def feedback_app(database_url, tmp_path):
+    app = create_app({"TESTING": True, "MODELS_DIR": SHIPPED_MODELS,
+                      "SQLALCHEMY_DATABASE_URI": database_url, "ADMIN_PASSWORD": PASSWORD,
+                      "FEEDBACK_RATE_LIMIT": "5 per minute", "SECRET_KEY": "test secret"})
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()  # the real migrations, as `flask db upgrade` runs them
+    from webapp.feedback import limiter
+
+    limiter.reset()  # one limiter per process: counts from other tests must not carry over
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture()
+def web(feedback_app):
+    return feedback_app.test_client()
+
+
+def photo_with_location() -> bytes:
+    """A JPEG carrying GPS coordinates in its EXIF data."""
+    image = Image.fromarray(images.photo_array(320, 240, seed=7))
+    exif = Image.Exif()
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 24.0), 3: "E", 4: (2.0, 21.0, 3.0)}  # GPSInfo
+    exif[0x010F] = "PhoneMaker"
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=92, exif=exif)
+    return buffer.getvalue()
+
+
+def classify(web, data: bytes, model: str = "hotdog") -> dict:
+    response = web.post(f"/api/v1/classify?model={model}", data=data, content_type="image/jpeg")
+    assert response.status_code == 200
+    return response.get_json()["results"][0]
+
+
+def rows(app) -> list[Feedback]:
+    with app.app_context():
+        return list(db.session.scalars(sqlalchemy.select(Feedback).order_by(Feedback.id)))
+
+
+def test_feedback_is_stored_and_read_back(feedback_app, web):
+    data = images.jpeg(seed=3)
+    answer = classify(web, data)
+    response = web.post("/api/v1/feedback", json={"token": answer["feedback_token"], "correct": True})
+    assert response.status_code == 201 and response.get_json()["photo_stored"] is False
+    wrong = web.post("/api/v1/feedback", json={"token": answer["feedback_token"], "correct": False})
+    assert wrong.status_code == 201
+    first, second = rows(feedback_app)
+    assert (first.model_name, first.verdict, first.correct, first.correction) == (
+        "hotdog", answer["label"], True, None)
+    assert first.scores == pytest.approx(answer["scores"])
+    assert first.model_version == feedback_app.extensions["classifier"].get("hotdog").version
+    import hashlib
+
+    assert first.photo_sha256 == hashlib.sha256(data).hexdigest()
+    other = next(label for label in ("hotdog", "not_hotdog") if label != answer["label"])
+    assert (second.correct, second.correction, second.label) == (False, other, other)
+    assert first.status == second.status == "new"
+
+
+def test_without_consent_no_photo_bytes_are_stored_anywhere(feedback_app, web, database_url, tmp_path):
+    data = images.jpeg(640, 480, seed=21)
+    answer = classify(web, data)
+    response = web.post("/api/v1/feedback", data={
+        "token": answer["feedback_token"], "correct": "false", "consent": "false",
+        "image": (io.BytesIO(data), "mine.jpg")})
+    assert response.status_code == 201 and response.get_json()["photo_stored"] is False
+    (entry,) = rows(feedback_app)
+    assert entry.has_photo is False
+    with feedback_app.app_context():
+        stored = db.session.execute(sqlalchemy.text("SELECT photo_jpeg FROM feedback")).scalar_one()
+    assert stored is None
+    # No file the app can write to holds any stretch of the photo.
+    probe = data[len(data) // 2: len(data) // 2 + 64]
+    places = [Path(feedback_app.instance_path), tmp_path]
+    for place in places:
+        for file in (p for p in place.rglob("*") if p.is_file()):
+            assert probe not in file.read_bytes(), file
+
+
+def test_with_consent_the_photo_is_kept_without_its_exif(feedback_app, web):
+    data = photo_with_location()
+    assert Image.open(io.BytesIO(data)).getexif().get(0x8825)  # the GPS block is there
+    answer = classify(web, data)
+    response = web.post("/api/v1/feedback", data={
+        "token": answer["feedback_token"], "correct": "true", "consent": "true",
+        "image": (io.BytesIO(data), "mine.jpg")})
+    assert response.status_code == 201 and response.get_json()["photo_stored"] is True
+    with feedback_app.app_context():
+        entry = db.session.scalars(sqlalchemy.select(Feedback)).one()
+        kept = Image.open(io.BytesIO(entry.photo_jpeg))
+        assert entry.has_photo and kept.size == (320, 240)
+        assert not kept.getexif() and "exif" not in kept.info and b"PhoneMaker" not in entry.photo_jpeg
+
+
+@pytest.mark.parametrize("change, code", [
+    (lambda f: f.update(token=f["token"][:-3] + "abc"), "bad_token"),
+    (lambda f: f.update(correct="perhaps"), "bad_request"),
+    (lambda f: f.update(consent="true"), "missing_image"),
+])
+def test_bad_feedback_is_refused_clearly(web, change, code):
+    fields = {"token": classify(web, images.jpeg())["feedback_token"], "correct": "false"}
+    change(fields)
+    response = web.post("/api/v1/feedback", data=fields)
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == code
+
+
+def test_consent_needs_the_photo_that_was_answered(web):
+    answer = classify(web, images.jpeg(seed=1))
+    response = web.post("/api/v1/feedback", data={
+        "token": answer["feedback_token"], "correct": "true", "consent": "true",
+        "image": (io.BytesIO(images.jpeg(seed=2)), "other.jpg")})
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "wrong_photo"
+
+
+def test_a_many_class_model_needs_the_right_class_named(web):
+    token = classify(web, images.jpeg(), model="phototype")["feedback_token"]
+    vague = web.post("/api/v1/feedback", json={"token": token, "correct": False})
+    assert vague.status_code == 400 and vague.get_json()["error"]["code"] == "bad_correction"
+    unknown = web.post("/api/v1/feedback", json={"token": token, "correct": False, "correction": "cat"})
+    assert unknown.status_code == 400
+    named = web.post("/api/v1/feedback", json={"token": token, "correct": False, "correction": "menu"})
+    assert named.status_code == 201
+
+
+def test_feedback_past_the_limit_is_429_never_5xx(web):
+    token = classify(web, images.jpeg())["feedback_token"]
+    codes = [web.post("/api/v1/feedback", json={"token": token, "correct": True}).status_code
+             for _ in range(8)]
+    assert codes[:5] == [201] * 5 and set(codes[5:]) == {429}
+    limited = web.post("/api/v1/feedback", json={"token": token, "correct": True})
+    assert limited.get_json()["error"]["code"] == "too_many_requests"
+
+
+def test_the_page_form_works_without_javascript(feedback_app, web):
+    page = web.post("/", data={"image": (io.BytesIO(images.jpeg()), "lunch.jpg")},
+                    base_url=HTTPS).get_data(as_text=True)
+    form = re.search(r'<form method="post" action="/feedback".*?</form>', page, re.S).group(0)
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
+    assert {"csrf_token", "token", "preview"} <= set(fields)
+    thanks = web.post("/feedback", data={**fields, "correct": "false", "consent": "on"}, base_url=HTTPS)
+    assert thanks.status_code == 201 and "Thank you" in thanks.get_data(as_text=True)
+    (entry,) = rows(feedback_app)
+    assert entry.has_photo and entry.correct is False
+    no_csrf = web.post("/feedback", data={"token": fields["token"], "correct": "true"}, base_url=HTTPS)
+    assert no_csrf.status_code == 400
+
+
+# -- admin ------------------------------------------------------------------
+
+ADMIN_ROUTES = [("GET", "/admin/"), ("GET", "/admin/?status=new"), ("GET", "/admin/feedback/1/photo"),
+                ("POST", "/admin/feedback/1"), ("POST", "/admin/logout")]
+
+
+def log_in(web) -> str:
+    login = web.get("/admin/login", base_url=HTTPS).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
+    response = web.post("/admin/login", data={"csrf_token": token, "password": PASSWORD}, base_url=HTTPS)
+    assert response.status_code == 302
+    return token
+
+
+@pytest.mark.parametrize("method, path", ADMIN_ROUTES)
+def test_every_admin_route_needs_a_login(web, method, path):
+    response = web.open(path, method=method, base_url=HTTPS)
+    assert response.status_code in (302, 401)
+    if response.status_code == 302:
+        assert response.headers["Location"].startswith("/admin/login")
+
+
+def test_wrong_password_and_missing_csrf_are_refused(web):
+    login = web.get("/admin/login", base_url=HTTPS).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
+    wrong = web.post("/admin/login", data={"csrf_token": token, "password": "guess"}, base_url=HTTPS)
+    assert wrong.status_code == 401 and "not right" in wrong.get_data(as_text=True)
+    no_token = web.post("/admin/login", data={"password": PASSWORD}, base_url=HTTPS)
+    assert no_token.status_code == 400
+    assert web.get("/admin/", base_url=HTTPS).status_code == 302  # still not logged in
+
+
+def test_session_cookie_is_secure_and_http_only(web):
+    log_in(web)
+    cookie = web.get_cookie("session", domain="localhost")
+    assert cookie.secure and cookie.http_only and cookie.same_site == "Lax"
+
+
+def test_admin_reviews_filters_and_decides(feedback_app, web):
+    hot = classify(web, images.jpeg(seed=4))
+    web.post("/api/v1/feedback", data={"token": hot["feedback_token"], "correct": "false", "consent": "true",
+                                       "image": (io.BytesIO(images.jpeg(seed=4)), "a.jpg")})
+    kind = classify(web, images.jpeg(seed=5), model="phototype")
+    web.post("/api/v1/feedback",
+             json={"token": kind["feedback_token"], "correct": False, "correction": "menu"})
+    token = log_in(web)
+    listing = web.get("/admin/", base_url=HTTPS).get_data(as_text=True)
+    assert listing.count('action="/admin/feedback/') == 2
+    assert listing.count('class="admin-thumb"') == 1  # only the photo shared with consent
+    assert web.get("/admin/feedback/1/photo", base_url=HTTPS).mimetype == "image/jpeg"
+    assert web.get("/admin/feedback/2/photo", base_url=HTTPS).status_code == 404
+    only = web.get("/admin/?model=phototype", base_url=HTTPS).get_data(as_text=True)
+    assert only.count('action="/admin/feedback/') == 1
+    by_label = web.get("/admin/?label=menu", base_url=HTTPS).get_data(as_text=True)
+    assert by_label.count('action="/admin/feedback/') == 1
+    refused = web.post("/admin/feedback/1", data={"status": "accepted"}, base_url=HTTPS)
+    assert refused.status_code == 400  # no CSRF token
+    decided = web.post("/admin/feedback/1", data={"status": "accepted", "csrf_token": token,
+                                                  "back": "https://evil.example/"}, base_url=HTTPS)
+    assert decided.status_code == 302 and decided.headers["Location"] == "/admin/"
+    assert [e.status for e in rows(feedback_app)] == ["accepted", "new"]
+    accepted = web.get("/admin/?status=accepted", base_url=HTTPS).get_data(as_text=True)
+    assert accepted.count('action="/admin/feedback/') == 1
+
+
+def test_export_writes_accepted_photos_by_class(feedback_app, web, tmp_path):
+    for seed in range(3):
+        data = images.jpeg(seed=30 + seed)
+        answer = classify(web, data)
+        web.post("/api/v1/feedback", data={"token": answer["feedback_token"], "correct": "false",
+                                           "consent": str(seed < 2).lower(),
+                                           "image": (io.BytesIO(data), "a.jpg")})
+    with feedback_app.app_context():
+        for entry in db.session.scalars(sqlalchemy.select(Feedback)):
+            entry.status = "accepted" if entry.id != 2 else "rejected"
+        db.session.commit()
+    result = feedback_app.test_cli_runner().invoke(args=["feedback", "export", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.jpg"))
+    (entry,) = [e for e in rows(feedback_app) if e.id == 1]
+    assert written == [f"hotdog/{entry.label}/feedback_1.jpg"]
+    assert "1 accepted entries had no photo" in result.output
+
+
+def test_metrics_count_requests_predictions_and_feedback(web):
+    answer = classify(web, images.jpeg())
+    web.post("/api/v1/feedback", json={"token": answer["feedback_token"], "correct": True})
+    text = web.get("/metrics").get_data(as_text=True)
+    label = re.escape(answer["label"])
+    assert re.search(rf'nothotdog_predictions_total\{{label="{label}",model="hotdog"\}} [1-9]', text)
+    assert re.search(r'nothotdog_feedback_total\{correct="true",model="hotdog"\} [1-9]', text)
+    assert 'nothotdog_request_seconds_count{method="POST",route="/api/v1/classify",status="200"}' in text
+    assert re.search(r'nothotdog_model_info\{file="model_(int8|float16)\.tflite",model="hotdog",'
+                     r'version="[^"]+"\} 1', text)

@@ -1,0 +1,39 @@
+"""`flask feedback ...`: the feedback loop's commands (run with `flask --app app`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import click
+from flask import Blueprint
+from sqlalchemy import select
+
+from webapp.db import Feedback, db
+
+bp = Blueprint("feedback_cli", __name__, cli_group="feedback")
+
+
+@bp.cli.command("export")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", help="only this model's feedback")
+def export(folder: Path, model: str | None):
+    """Write accepted feedback photos to FOLDER/MODEL/CLASS/, ready for training with
+    `--corrections FOLDER/MODEL`. Only photos shared with consent can be exported."""
+    query = select(Feedback).where(Feedback.status == "accepted")
+    if model:
+        query = query.where(Feedback.model_name == model)
+    written, without_photo = Counter(), 0
+    for entry in db.session.scalars(query.order_by(Feedback.id)):
+        if not entry.has_photo:
+            without_photo += 1
+            continue
+        target = folder / entry.model_name / entry.label
+        target.mkdir(parents=True, exist_ok=True)
+        # Named by the feedback id: never by anything the person sent.
+        (target / f"feedback_{entry.id}.jpg").write_bytes(entry.photo_jpeg)
+        written[(entry.model_name, entry.label)] += 1
+    for (name, label), count in sorted(written.items()):
+        click.echo(f"{name}/{label}: {count}")
+    click.echo(f"{sum(written.values())} photos written to {folder}; "
+               f"{without_photo} accepted entries had no photo (no consent)")
