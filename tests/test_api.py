@@ -102,11 +102,54 @@ def test_wrong_method_and_unknown_path_answer_json_under_api(client):
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
 
 
-def test_models_lists_the_cards(client):
+def test_models_lists_the_cards_and_what_runs(client):
     body = client.get("/api/v1/models").get_json()
     assert body["default"] == "hotdog"
+    assert {"hotdog", "pizza", "phototype", "imagenet", "digits"} <= {m["name"] for m in body["models"]}
+    for entry in body["models"]:
+        assert entry["title"] and entry["description"] and "metrics" in entry
+        runtime = entry["runtime"]
+        assert runtime["file"] in entry["files"]["variants"].values()
+        assert set(runtime["timings_ms"]) == set(entry["files"]["variants"])
+        assert runtime["reason"]
     (card,) = [c for c in body["models"] if c["name"] == "hotdog"]
-    assert card["classes"] == ["hotdog", "not_hotdog"] and "metrics" in card
+    assert card["classes"] == ["hotdog", "not_hotdog"]
+
+
+def test_top_k_limits_the_classes_returned(client):
+    photo = images.jpeg()
+    default = client.post("/api/v1/classify?model=imagenet", data=photo,
+                          content_type="image/jpeg").get_json()["results"][0]
+    assert len(default["top"]) == 5 and len(default["scores"]) == 5
+    assert [t["score"] for t in default["top"]] == sorted(default["scores"].values(), reverse=True)
+    three = client.post("/api/v1/classify?model=imagenet&top_k=3", data=photo,
+                        content_type="image/jpeg").get_json()["results"][0]
+    assert three["top"] == default["top"][:3]
+    binary = client.post("/api/v1/classify?top_k=1", data=upload(("a.jpg", photo))).get_json()
+    assert len(binary["results"][0]["top"]) == 1
+    for bad in ("0", "-2", "many"):
+        response = client.post(f"/api/v1/classify?top_k={bad}", data=upload(("a.jpg", photo)))
+        assert response.status_code == 400 and "top_k" in response.get_json()["error"]["message"]
+
+
+def test_all_models_answer_for_each_photo_with_one_decode(client, monkeypatch):
+    from webapp import classify
+
+    decodes = []
+    original = classify.decode_image
+    monkeypatch.setattr(classify, "decode_image",
+                        lambda *a, **k: decodes.append(1) or original(*a, **k))
+    files = [(f"p{i}.jpg", images.jpeg(seed=i)) for i in range(2)]
+    body = client.post("/api/v1/classify?model=all", data=upload(*files)).get_json()
+    names = [m["name"] for m in body["models"]]
+    assert set(names) == {"hotdog", "pizza", "phototype", "imagenet"}  # photo models only
+    assert len(decodes) == 2  # one per photo, not one per photo and model
+    for result, (filename, data) in zip(body["results"], files, strict=True):
+        assert result["filename"] == filename and set(result["models"]) == set(names)
+        alone = client.post("/api/v1/classify?model=pizza", data=data,
+                            content_type="image/jpeg").get_json()["results"][0]
+        assert result["models"]["pizza"]["label"] == alone["label"]
+        assert result["models"]["pizza"]["scores"] == pytest.approx(alone["scores"], abs=0.02)
 
 
 def test_health_and_readiness(client):

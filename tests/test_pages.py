@@ -32,7 +32,7 @@ def test_form_post_shows_verdict_photo_and_score_bars(client):
     response = client.post("/", data={"image": (io.BytesIO(images.jpeg()), "lunch.jpg")})
     assert response.status_code == 200
     page = response.get_data(as_text=True)
-    assert re.search(r'<h2 class="h4 verdict [^"]*">(Hotdog!|Not hotdog!)</h2>', page)
+    assert re.search(r'<p class="h4 verdict text-(success|danger)">(Hotdog!|Not hotdog!)</p>', page)
     assert 'src="data:image/jpeg;base64,' in page and 'alt="Your photo lunch.jpg"' in page
     bars = re.findall(r'class="progress-bar w-pct-(\d+)', page)
     assert len(bars) == 2 and 97 <= sum(map(int, bars)) <= 103
@@ -54,3 +54,39 @@ def test_browser_errors_are_pages_not_json(client):
     response = client.get("/no-such-page", headers={"Accept": "text/html"})
     assert response.status_code == 404 and response.mimetype == "text/html"
     assert "There is nothing at this address." in response.get_data(as_text=True)
+
+
+def test_models_are_offered_by_purpose_with_the_default_chosen(client):
+    page = client.get("/").get_data(as_text=True)
+    radios = re.findall(r'<input class="btn-check" type="radio" name="model" id="model-([a-z0-9_]+)"', page)
+    assert radios[0] == "hotdog" and {"pizza", "phototype", "imagenet", "digits", "all"} <= set(radios)
+    assert re.search(r'id="model-hotdog"[^>]*checked', page)
+    assert "Everything at once" in page and "Is it a hot dog?" in page  # titles, not folder names
+    assert re.search(r'id="model-pizza"[^>]*checked', client.get("/?model=pizza").get_data(as_text=True))
+
+
+def test_form_post_with_a_many_class_model_shows_ranked_bars(client):
+    page = client.post("/", data={"model": "imagenet", "image": (io.BytesIO(images.jpeg()), "a.jpg")}
+                       ).get_data(as_text=True)
+    assert len(re.findall(r'class="progress-bar w-pct-', page)) == 5
+    assert re.search(r'<p class="h4 verdict text-primary">[^<!]+</p>', page)
+
+
+def test_form_post_asking_every_model(client):
+    page = client.post("/", data={"model": "all", "image": (io.BytesIO(images.jpeg()), "a.jpg")}
+                       ).get_data(as_text=True)
+    answered = re.findall(r'<section class="answer" data-model="([a-z0-9_]+)"', page)
+    assert set(answered) == {"hotdog", "pizza", "phototype", "imagenet"}
+    assert "Every model&#39;s answer" in page or "Every model's answer" in page
+
+
+def test_each_model_has_a_page_with_its_card(client):
+    for name in ("hotdog", "pizza", "phototype", "imagenet", "digits"):
+        response = client.get(f"/models/{name}")
+        assert response.status_code == 200, name
+        page = response.get_data(as_text=True)
+        assert ("Reproduce it" in page and "Confusion matrix" in page) or name == "imagenet"
+        for plot in re.findall(r'src="(/models/[^"]+\.png)"', page):
+            assert client.get(plot).mimetype == "image/png"
+    assert client.get("/models/nope").status_code == 404
+    assert client.get("/models/hotdog/model_card.png").status_code == 404  # only listed plots

@@ -1,24 +1,33 @@
-"""Not Hotdog's web service: the upload page and the JSON API, in one Flask app."""
+"""Not Hotdog's web service: the upload page, the JSON API, feedback and its review."""
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+from pathlib import Path
 
 from flask import Flask
 from flask_bootstrap import Bootstrap5
+from flask_wtf.csrf import CSRFProtect
 
-from classifier.engine import ModelRegistry
+from classifier.engine import ModelRegistry, default_pool_size
 from classifier.settings import PROJECT_ROOT
-from webapp import api, errors, openapi, pages, security
+from webapp import admin, api, cli, errors, feedback, metrics, openapi, pages, present, security
 from webapp.classify import EXTENSION
 from webapp.config import Config
+from webapp.db import db, migrate
 from webapp.uploads import InMemoryRequest
+
+MIGRATIONS = PROJECT_ROOT / "migrations"
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """Application factory: configuration, the models (loaded once, warmed up), routes."""
+    """Application factory: configuration, the models (loaded once, warmed up), the
+    database, routes."""
     app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"),
-                static_folder=str(PROJECT_ROOT / "static"))
+                static_folder=str(PROJECT_ROOT / "static"),
+                instance_path=str(PROJECT_ROOT / "instance"))
     app.config.from_object(Config)
     if test_config:
         app.config.update(test_config)
@@ -27,23 +36,53 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.request_class = InMemoryRequest
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO)
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    app.config["SQLALCHEMY_DATABASE_URI"] = (app.config["SQLALCHEMY_DATABASE_URI"]
+                                             or f"sqlite:///{instance / 'nothotdog.sqlite'}")
+    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or instance_secret(instance)
 
-    app.extensions[EXTENSION] = ModelRegistry.from_folder(
+    registry = ModelRegistry.from_folder(
         app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"],
-        pool_size=app.config["INTERPRETERS_PER_MODEL"],
-        num_threads=app.config["INFERENCE_THREADS"],
+        pool_size=(app.config["INTERPRETERS_PER_MODEL"]
+                   or default_pool_size(app.config["WORKER_THREADS"])),
+        num_threads=app.config["INFERENCE_THREADS"], variant=app.config["MODEL_VARIANT"],
         max_pixels=app.config["MAX_IMAGE_PIXELS"])
+    app.extensions[EXTENSION] = registry
 
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS))
+    csrf = CSRFProtect(app)
+    feedback.limiter.init_app(app)
     Bootstrap5(app)
-    app.jinja_env.filters["verdict"] = verdict
-    app.jinja_env.filters["percent"] = lambda score: round(100 * score)
-    for blueprint in (pages.bp, api.bp, api.health, openapi.bp):
+    present.register(app)
+    for blueprint in (pages.bp, api.bp, api.health, openapi.bp, openapi.swagger_ui, feedback.api,
+                      feedback.page, admin.bp, cli.bp):
         app.register_blueprint(blueprint)
+    # API clients send no CSRF token (they hold no session to forge); the anonymous
+    # upload form changes nothing on the server. Feedback and admin forms need one.
+    for exempt in (api.bp, feedback.api, pages.classify_form):
+        csrf.exempt(exempt)
+    metrics.register(app, map(registry.get, registry.names()))
     errors.register(app)
     security.register(app)
     return app
 
 
-def verdict(label: str) -> str:
-    """'hotdog' -> 'Hotdog!', 'not_hotdog' -> 'Not hotdog!'."""
-    return label.replace("_", " ").capitalize() + "!"
+def instance_secret(instance: Path) -> str:
+    """A secret key made once and kept in the instance folder (readable by its owner
+    only), so every worker and every restart signs with the same one."""
+    path = instance / "secret_key"
+    if not path.exists():
+        # Written aside, then linked into place: another worker starting at the same
+        # moment either wins the link (and we read its key) or finds nothing half-written.
+        draft = instance / f".secret_key.{os.getpid()}"
+        draft.write_text(secrets.token_hex(32), encoding="ascii")
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text(encoding="ascii").strip()

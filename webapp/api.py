@@ -10,7 +10,17 @@ import time
 
 from flask import Blueprint, current_app, jsonify
 
-from webapp.classify import classify_uploads, model_for_request, registry
+from webapp.classify import (
+    ALL_MODELS,
+    classify_uploads,
+    explain_requested,
+    input_data_uri,
+    models_for_request,
+    preview_data_uri,
+    registry,
+    requested_field,
+    top_k_for_request,
+)
 from webapp.uploads import uploads_from_request
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -19,42 +29,69 @@ health = Blueprint("health", __name__)
 
 @bp.post("/classify")
 def classify():
-    """Classify one or several photos.
+    """Classify one or several photos, with one model or all of them.
     ---
     post:
       summary: Classify photos
       description: >
         Send photos as multipart/form-data in the field `image` (repeat it for
-        several), or one photo as the raw request body with an `image/*` type.
+        several), or one photo as the raw request body with an `image/*` or
+        `application/octet-stream` content type. With `model=all`, every model
+        answers for each photo (the photo is decoded once).
       parameters:
         - {in: query, name: model, schema: {type: string}, required: false,
-           description: "Model name (default: hotdog). See GET /api/v1/models."}
+           description: "Model name (default: hotdog), or `all`. See GET /api/v1/models."}
+        - {in: query, name: top_k, schema: {type: integer, minimum: 1}, required: false,
+           description: "How many classes to return, best first (default: every class up to 5)."}
+        - {in: query, name: input, schema: {type: boolean}, required: false,
+           description: "`true` adds `input`: the pixels the model saw, as a PNG data URI."}
+        - {in: query, name: preview, schema: {type: boolean}, required: false,
+           description: "`true` adds `preview`: the photo upright, at most 480 px, as a JPEG data URI (for formats a browser cannot show, such as HEIC)."}
+        - {in: query, name: explain, schema: {type: boolean}, required: false,
+           description: "`true` adds `explanation`: where in the photo the model saw its answer (a grid of 0-1 values over the photo, and the same as a translucent PNG heat layer to lay over it)."}
       requestBody:
         content:
           multipart/form-data:
             schema:
               type: object
               properties:
-                image: {type: array, items: {type: string, format: binary}}
+                image: {type: string, format: binary, description: "the photo; repeat the field for several"}
               required: [image]
           image/*:
             schema: {type: string, format: binary}
+          application/octet-stream:
+            schema: {type: string, format: binary}
       responses:
         200:
-          description: One result per photo, in the order sent.
-          content: {application/json: {schema: ClassifyResponse}}
-        400: {description: "No photo, empty file, too many files, unknown model", content: {application/json: {schema: Error}}}
+          description: >
+            One result per photo, in the order sent. With `model=all`, the answer
+            lists `models` and each result has every model's answer under `models`.
+          content:
+            application/json:
+              schema:
+                oneOf: [{$ref: "#/components/schemas/ClassifyResponse"}, {$ref: "#/components/schemas/ClassifyAllResponse"}]
+        400: {description: "No photo, empty file, too many files, unknown model, bad top_k", content: {application/json: {schema: Error}}}
         413: {description: Upload larger than the limit, content: {application/json: {schema: Error}}}
         415: {description: Not an image in an accepted format, content: {application/json: {schema: Error}}}
         422: {description: "Damaged image, or too many pixels", content: {application/json: {schema: Error}}}
     """
     started = time.perf_counter()
-    model = model_for_request()
-    results = classify_uploads(model, uploads_from_request())
-    return jsonify(model=model.describe(),
-                   results=[{"filename": upload.filename, **prediction.as_dict()}
-                            for upload, prediction in results],
-                   elapsed_ms=round((time.perf_counter() - started) * 1000, 2))
+    models, top_k = models_for_request(), top_k_for_request()
+    answers = classify_uploads(models, uploads_from_request(), explain=explain_requested())
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+    if requested_field("model") == ALL_MODELS:
+        return jsonify(models=[m.describe() for m in models], elapsed_ms=elapsed_ms, results=[
+            {"filename": a.upload.filename,
+             "models": {m.name: a.answer(m, top_k) for m in models}}
+            for a in answers])
+    (model,) = models
+    with_input, with_preview = requested_field("input") == "true", requested_field("preview") == "true"
+    return jsonify(model=model.describe(), elapsed_ms=elapsed_ms, results=[
+        {"filename": a.upload.filename,
+         **a.answer(model, top_k),
+         **({"input": input_data_uri(a.inputs[model.name])} if with_input else {}),
+         **({"preview": preview_data_uri(a.upload.data)} if with_preview else {})}
+        for a in answers])
 
 
 @bp.get("/models")
@@ -70,7 +107,8 @@ def models():
     """
     reg = registry()
     return jsonify(default=reg.default,
-                   models=[reg.get(name).card for name in reg.names()])
+                   models=[{**model.card, "runtime": model.runtime}
+                           for model in map(reg.get, reg.names())])
 
 
 @health.get("/healthz")

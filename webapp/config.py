@@ -14,6 +14,13 @@ def _int(name: str, default: int) -> int:
     return default if value in (None, "") else int(value)
 
 
+def _database_url(url: str | None) -> str | None:
+    """Hosts hand out postgres:// URLs; SQLAlchemy wants a driver named (psycopg 3)."""
+    if url and url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url or None
+
+
 class Config:
     #: Folder of model directories (each with a model_card.json).
     MODELS_DIR = Path(os.environ.get("NOTHOTDOG_MODELS_DIR", PROJECT_ROOT / "models"))
@@ -25,11 +32,39 @@ class Config:
     MAX_IMAGE_PIXELS = _int("NOTHOTDOG_MAX_PIXELS", DEFAULT_MAX_PIXELS)
     #: Most photos accepted in one request.
     MAX_FILES_PER_REQUEST = _int("NOTHOTDOG_MAX_FILES", 16)
-    #: Interpreters per model: one per worker thread means no thread ever waits for one.
-    INTERPRETERS_PER_MODEL = _int("NOTHOTDOG_INTERPRETERS", _int("GUNICORN_THREADS", 4))
+    #: Interpreters per model; 0 means one per core this process may use (at most one
+    #: per worker thread): more cannot run at once, and each holds its own weights.
+    INTERPRETERS_PER_MODEL = _int("NOTHOTDOG_INTERPRETERS", 0)
+    #: gunicorn's threads per worker (gunicorn.conf.py reads the same variable).
+    WORKER_THREADS = _int("GUNICORN_THREADS", 4)
+    #: Which file of each model to serve: "auto" times the variants at start-up and
+    #: serves the faster; "int8" or "float16" forces one.
+    MODEL_VARIANT = os.environ.get("NOTHOTDOG_MODEL_VARIANT", "auto")
     #: Threads inside one inference; 1 lets worker processes use the cores in parallel.
     INFERENCE_THREADS = _int("NOTHOTDOG_INFERENCE_THREADS", 1)
     # A form has one field per photo plus the model name; more parts is not our page.
     MAX_FORM_PARTS = 64
     # Bootstrap's CSS and JS come from this server, never a CDN.
     BOOTSTRAP_SERVE_LOCAL = True
+
+    # -- feedback, its database and the admin pages -----------------------------
+    #: Any SQLAlchemy URL (postgresql+psycopg://...); None: a SQLite file in the
+    #: instance folder (set in create_app, which knows where that is).
+    SQLALCHEMY_DATABASE_URI = _database_url(os.environ.get("DATABASE_URL"))
+    #: Signs sessions and prediction tokens. None: one made once and kept in the
+    #: instance folder, so every worker and restart shares it.
+    SECRET_KEY = os.environ.get("NOTHOTDOG_SECRET_KEY") or None
+    #: The admin pages' password; unset, nobody can log in.
+    ADMIN_PASSWORD = os.environ.get("NOTHOTDOG_ADMIN_PASSWORD", "")
+    #: Session cookies only over HTTPS (browsers make an exception for localhost).
+    SESSION_COOKIE_SECURE = os.environ.get("NOTHOTDOG_SECURE_COOKIES", "1") != "0"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    PERMANENT_SESSION_LIFETIME = 8 * 3600
+    #: Feedback a client may send (Flask-Limiter syntax), and where counts are kept:
+    #: memory per worker by default, shared by all with redis://...
+    FEEDBACK_RATE_LIMIT = os.environ.get("NOTHOTDOG_FEEDBACK_LIMIT", "10 per minute;100 per day")
+    RATELIMIT_STORAGE_URI = os.environ.get("NOTHOTDOG_RATELIMIT_STORAGE", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+    #: Longest side of a photo kept with consent (re-encoded: no EXIF survives).
+    FEEDBACK_PHOTO_SIZE = 1024

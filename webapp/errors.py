@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from classifier.intake import ImageError
+from webapp import present
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,9 @@ _HTTP_MESSAGES = {
     404: ("not_found", "There is nothing at this address."),
     405: ("method_not_allowed", "This address does not accept that method."),
     413: ("payload_too_large", "The upload is larger than the limit of {limit}."),
+    401: ("unauthorized", "Log in first."),
     415: ("unsupported_media_type", "This kind of content is not accepted here."),
+    429: ("too_many_requests", "Too many requests from you in a short time; please try again later."),
 }
 
 
@@ -45,6 +49,9 @@ def wants_json() -> bool:
 def error_response(status: int, code: str, message: str):
     if wants_json():
         return jsonify(error={"code": code, "message": message}), status
+    # People get the plain-words version where there is one (webapp.present).
+    if code in present.PEOPLE_MESSAGES:
+        message = present.for_people(code)
     return render_template("error.html", status=status, code=code, message=message), status
 
 
@@ -60,6 +67,11 @@ def register(app: Flask) -> None:
     @app.errorhandler(ImageError)
     def image_error(exc: ImageError):
         return error_response(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return error_response(400, "csrf_failed", "This form has expired or did not come from "
+                              "this site. Reload the page and try again.")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import flask_swagger_ui
 from apispec import APISpec
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, current_app, jsonify
 
-from webapp import api
+from webapp import api, feedback
 
 bp = Blueprint("openapi", __name__)
+# Swagger UI's own files, from the flask-swagger-ui wheel: served by us, never a CDN. Its
+# page template starts the UI with an inline script, which our CSP forbids, so the
+# page is ours (templates/api_docs.html) and only the files come from the package.
+swagger_ui = Blueprint("swagger_ui", __name__,
+                       static_folder=str(Path(flask_swagger_ui.__file__).parent / "dist"),
+                       static_url_path="/api/docs/swagger-ui")
 
 # Response shapes, referenced by name from the docstrings.
 SCHEMAS = {
@@ -19,24 +28,76 @@ SCHEMAS = {
             "properties": {"code": {"type": "string", "example": "corrupt_image"},
                            "message": {"type": "string"}}}},
     },
-    "Result": {
-        "type": "object", "required": ["filename", "label", "scores", "top"],
+    "Answer": {
+        "type": "object", "required": ["label", "scores", "top"],
         "properties": {
-            "filename": {"type": "string", "description": "as sent, for display only"},
             "label": {"type": "string", "example": "hotdog"},
             "scores": {"type": "object", "additionalProperties": {"type": "number"},
+                       "description": "the top_k best classes' scores, by name",
                        "example": {"hotdog": 0.97, "not_hotdog": 0.03}},
-            "top": {"type": "array", "items": {
+            "top": {"type": "array", "description": "the same classes, best first", "items": {
                 "type": "object", "properties": {"label": {"type": "string"},
                                                  "score": {"type": "number"}}}},
+            "not_sure": {"type": "boolean",
+                         "description": "the best score is below the confidence under which, on "
+                                        "validation data, at least one answer in five was wrong "
+                                        "(the model card's not_sure_below)"},
+            "feedback_token": {"type": "string",
+                               "description": "send it to POST /api/v1/feedback to say whether "
+                                              "this answer was right"},
+            "explanation": {
+                "type": "object", "description": "with explain=true: where the model saw `label`",
+                "properties": {
+                    "label": {"type": "string"},
+                    "grid": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
+                             "description": "0-1 per cell of the photo, rows top to bottom"},
+                    "overlay": {"type": "string",
+                                "description": "PNG data URI: a translucent heat layer to "
+                                               "stretch over the photo"}}},
+            "input": {"type": "string", "description": "with input=true: the pixels the model "
+                                                       "saw, as a PNG data URI"},
         },
     },
+    "FeedbackRequest": {
+        "type": "object", "required": ["token", "correct"],
+        "properties": {
+            "token": {"type": "string", "description": "an answer's feedback_token"},
+            "correct": {"type": "boolean"},
+            "correction": {"type": "string", "description": "the right class, when correct is "
+                                                            "false (a two-class model infers it)"},
+            "consent": {"type": "boolean", "description": "keep the photo (sent as `image`, "
+                                                          "multipart only), its metadata removed"},
+            "image": {"type": "string", "format": "binary"},
+        },
+    },
+    "FeedbackStored": {
+        "type": "object", "properties": {"id": {"type": "integer"},
+                                         "photo_stored": {"type": "boolean"}},
+    },
+    "Result": {"allOf": [
+        {"$ref": "#/components/schemas/Answer"},
+        {"type": "object", "required": ["filename"], "properties": {
+            "filename": {"type": "string", "description": "as sent, for display only"}}},
+    ]},
     "ClassifyResponse": {
         "type": "object", "required": ["model", "results", "elapsed_ms"],
         "properties": {
             "model": {"type": "object", "properties": {"name": {"type": "string"},
                                                        "version": {"type": "string"}}},
             "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
+            "elapsed_ms": {"type": "number"},
+        },
+    },
+    "ClassifyAllResponse": {
+        "type": "object", "required": ["models", "results", "elapsed_ms"],
+        "properties": {
+            "models": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "version": {"type": "string"}}}},
+            "results": {"type": "array", "items": {
+                "type": "object", "required": ["filename", "models"],
+                "properties": {"filename": {"type": "string"},
+                               "models": {"type": "object", "additionalProperties": {
+                                   "$ref": "#/components/schemas/Answer"}}}}},
             "elapsed_ms": {"type": "number"},
         },
     },
@@ -52,11 +113,12 @@ SCHEMAS = {
 def build_spec(app: Flask) -> dict:
     spec = APISpec(title="Not Hotdog API", version="1.0.0", openapi_version="3.0.3",
                    plugins=[FlaskPlugin()],
-                   info={"description": "Is it a hot dog? Upload a photo, get class scores."})
+                   info={"description": "Is it a hot dog, a pizza, a menu? Upload a photo, get "
+                                        "each class's score, see why, and tell us when we are wrong."})
     for name, schema in SCHEMAS.items():
         spec.components.schema(name, schema)
     with app.test_request_context():
-        for view in (api.classify, api.models, api.healthz, api.readyz):
+        for view in (api.classify, feedback.feedback_api, api.models, api.healthz, api.readyz):
             spec.path(view=view, app=app)
     return spec.to_dict()
 

@@ -1,41 +1,87 @@
-"""The upload page. Works without JavaScript (form POST -> result page); with
-JavaScript, static/js/app.js takes over and talks to the JSON API instead."""
+"""The pages people use. The upload page works without JavaScript (form POST -> result
+page); with JavaScript, static/js/app.js takes over and talks to the JSON API instead.
+Each model also has a page of its own that shows its model card."""
 
 from __future__ import annotations
 
-import base64
-import io
+from flask import Blueprint, abort, current_app, render_template, request, send_from_directory
 
-from flask import Blueprint, current_app, render_template
-
-from classifier.intake import ImageError, decode_image
-from webapp.classify import classify_uploads, model_for_request, registry
+from classifier.intake import ImageError
+from webapp import present
+from webapp.classify import (
+    ALL_MODELS,
+    classify_uploads,
+    models_for_request,
+    preview_data_uri,
+    registry,
+    top_k_for_request,
+)
 from webapp.errors import RequestError
 from webapp.uploads import uploads_from_request
 
 bp = Blueprint("pages", __name__)
 
-PREVIEW_SIZE = (480, 480)  # the photo shown back on the result page
+def choices() -> list[dict]:
+    """The models as the page offers them: by purpose, the default first."""
+    reg = registry()
+    names = [reg.default] + [n for n in reg.names() if n != reg.default]
+    return [{"name": n, "title": reg.get(n).card["title"], "classes": len(reg.get(n).labels),
+             "description": reg.get(n).card["description"]} for n in names]
+
+
+def render_index(status: int = 200, error_code: str | None = None):
+    chosen = request.values.get("model") or registry().default
+    if chosen != ALL_MODELS and chosen not in registry().names():
+        chosen = registry().default
+    messages = {code: present.for_people(code) for code in present.PEOPLE_MESSAGES}
+    messages["unknown"] = present.GENERIC_MESSAGE
+    return render_template("index.html", choices=choices(), chosen=chosen,
+                           all_models=ALL_MODELS, messages=messages,
+                           error=error_code and present.for_people(error_code)), status
 
 
 @bp.get("/")
 def index():
-    return render_template("index.html", models=registry().names(), default=registry().default)
+    return render_index()
 
 
 @bp.post("/")
 def classify_form():
-    """The no-JavaScript path: classify, then show each photo with its score bars."""
+    """The no-JavaScript path: classify, then show each photo with every answer."""
     try:
-        model = model_for_request()
-        results = classify_uploads(model, uploads_from_request())
+        models, top_k = models_for_request(), top_k_for_request()
+        # The page always carries the explanations: its "Why?" switch works without a script.
+        answers = classify_uploads(models, uploads_from_request(), explain=True)
     except (RequestError, ImageError) as exc:
-        return render_template("index.html", models=registry().names(),
-                               default=registry().default, error=exc.message), exc.status
-    shown = [{"filename": upload.filename, "preview": preview_data_uri(upload.data),
-              **prediction.as_dict()} for upload, prediction in results]
-    return render_template("result.html", model=model, results=shown,
-                           positive=model.labels[0])
+        return render_index(exc.status, exc.code)
+    shown = [{"filename": answer.upload.filename, "preview": preview_data_uri(answer.upload.data),
+              "answers": [{"model": model, **answer.answer(model, top_k)} for model in models]}
+             for answer in answers]
+    return render_template("result.html", results=shown, models=models)
+
+
+@bp.get("/draw")
+def draw():
+    """Draw a digit on a canvas; the page needs JavaScript and says so without it."""
+    digit_models = [m for m in map(registry().get, registry().names()) if m.reads_digits]
+    if not digit_models:
+        abort(404)
+    return render_template("draw.html", model=digit_models[0])
+
+
+@bp.get("/models/<name>")
+def model_page(name: str):
+    model = registry().models.get(name) or abort(404)
+    return render_template("model.html", model=model, card=model.card)
+
+
+@bp.get("/models/<name>/<filename>.png")
+def model_plot(name: str, filename: str):
+    """An evaluation plot listed in the model's card (nothing else in its folder)."""
+    model = registry().models.get(name) or abort(404)
+    if f"{filename}.png" not in model.card.get("plots", {}).values():
+        abort(404)
+    return send_from_directory(model.path.parent, f"{filename}.png", max_age=3600)
 
 
 @bp.get("/api/docs")
@@ -43,13 +89,3 @@ def api_docs():
     from webapp.openapi import spec_for
 
     return render_template("api_docs.html", spec=spec_for(current_app))
-
-
-def preview_data_uri(data: bytes) -> str:
-    """A small JPEG of the upload, inline in the page: nothing is stored to serve it."""
-    image = decode_image(data, max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
-                         draft_size=PREVIEW_SIZE)
-    image.thumbnail(PREVIEW_SIZE)
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
