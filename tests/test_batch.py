@@ -102,7 +102,7 @@ def test_results_equal_the_engine_on_the_same_bytes(mixed, tmp_path):
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
 def test_interrupted_run_resumes_to_the_same_output(mixed, tmp_path, monkeypatch, suffix):
-    sources = [mixed / "photos", mixed / "more.zip"]
+    sources = [mixed / "photos", mixed / "more.zip", "--variant", "int8"]
     full = tmp_path / f"full{suffix}"
     assert run_batch(*sources, "--out", full) == 0
     original = local.run
@@ -130,7 +130,7 @@ def test_ctrl_c_then_resume_gives_the_uninterrupted_output(tmp_path):
     for i in range(300):
         (folder / f"{i:03d}.jpg").write_bytes(images.jpeg(160, 120, seed=i))
     command = [sys.executable, "-m", "classifier.batch", str(folder), "--models-dir",
-               str(SHIPPED_MODELS), "--workers", "2"]
+               str(SHIPPED_MODELS), "--workers", "2", "--variant", "int8"]
     full, partial = tmp_path / "full.csv", tmp_path / "partial.csv"
     subprocess.run([*command, "--out", str(full)], check=True, cwd=PROJECT_ROOT,
                    capture_output=True)
@@ -173,7 +173,7 @@ def test_bad_arguments_are_clear(mixed, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_ray_engine_gives_the_local_engines_rows(mixed, tmp_path):
-    sources = [mixed / "photos", mixed / "more.zip", mixed / "list.txt"]
+    sources = [mixed / "photos", mixed / "more.zip", mixed / "list.txt", "--variant", "int8"]
     local_out, ray_out = tmp_path / "local.csv", tmp_path / "ray.csv"
     assert run_batch(*sources, "--out", local_out) == 0
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")

@@ -76,8 +76,11 @@ def test_the_faster_variant_is_served_and_says_why(model):
     files = model.card["files"]["variants"]
     assert set(runtime["timings_ms"]) == set(files) == {"int8", "float16"}
     assert all(ms > 0 for ms in runtime["timings_ms"].values())
-    fastest = min(runtime["timings_ms"], key=runtime["timings_ms"].get)
-    assert runtime["variant"] == fastest and runtime["file"] == files[fastest]
+    timings = runtime["timings_ms"]
+    # int8 (listed first) unless float16 is clearly (10 %) faster: never a clearly slower one.
+    expected = "float16" if timings["float16"] < timings["int8"] / 1.1 else "int8"
+    assert runtime["variant"] == expected and runtime["file"] == files[expected]
+    assert timings[runtime["variant"]] <= 1.1 * min(timings.values())
     assert model.path.name == runtime["file"]
     assert "fastest on this CPU" in runtime["reason"]
 

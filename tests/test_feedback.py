@@ -17,6 +17,8 @@ from webapp import create_app
 from webapp.db import Feedback, db
 
 HTTPS = "https://localhost"  # session cookies are Secure: the client must look like HTTPS
+# Over HTTPS, Flask-WTF also wants the Referer a browser sends for a same-site form.
+FROM_SITE = {"Referer": HTTPS + "/"}
 PASSWORD = "correct horse battery staple"
 
 
@@ -41,6 +43,16 @@ def feedback_app(database_url, tmp_path):
 @pytest.fixture()
 def web(feedback_app):
     return feedback_app.test_client()
+
+
+def on_site(web, method: str, path: str, **options):
+    """A request as a browser on this site sends it over HTTPS."""
+    return web.open(path, method=method, base_url=HTTPS, headers=FROM_SITE, **options)
+
+
+def csrf_token(web) -> str:
+    login = on_site(web, "GET", "/admin/login").get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
 
 
 def photo_with_location() -> bytes:
@@ -160,16 +172,16 @@ def test_feedback_past_the_limit_is_429_never_5xx(web):
 
 
 def test_the_page_form_works_without_javascript(feedback_app, web):
-    page = web.post("/", data={"image": (io.BytesIO(images.jpeg()), "lunch.jpg")},
-                    base_url=HTTPS).get_data(as_text=True)
+    page = on_site(web, "POST", "/", data={"image": (io.BytesIO(images.jpeg()), "lunch.jpg")}
+                   ).get_data(as_text=True)
     form = re.search(r'<form method="post" action="/feedback".*?</form>', page, re.S).group(0)
     fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
     assert {"csrf_token", "token", "preview"} <= set(fields)
-    thanks = web.post("/feedback", data={**fields, "correct": "false", "consent": "on"}, base_url=HTTPS)
+    thanks = on_site(web, "POST", "/feedback", data={**fields, "correct": "false", "consent": "on"})
     assert thanks.status_code == 201 and "Thank you" in thanks.get_data(as_text=True)
     (entry,) = rows(feedback_app)
     assert entry.has_photo and entry.correct is False
-    no_csrf = web.post("/feedback", data={"token": fields["token"], "correct": "true"}, base_url=HTTPS)
+    no_csrf = on_site(web, "POST", "/feedback", data={"token": fields["token"], "correct": "true"})
     assert no_csrf.status_code == 400
 
 
@@ -180,29 +192,28 @@ ADMIN_ROUTES = [("GET", "/admin/"), ("GET", "/admin/?status=new"), ("GET", "/adm
 
 
 def log_in(web) -> str:
-    login = web.get("/admin/login", base_url=HTTPS).get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
-    response = web.post("/admin/login", data={"csrf_token": token, "password": PASSWORD}, base_url=HTTPS)
+    token = csrf_token(web)
+    response = on_site(web, "POST", "/admin/login", data={"csrf_token": token, "password": PASSWORD})
     assert response.status_code == 302
     return token
 
 
 @pytest.mark.parametrize("method, path", ADMIN_ROUTES)
 def test_every_admin_route_needs_a_login(web, method, path):
-    response = web.open(path, method=method, base_url=HTTPS)
+    data = {"csrf_token": csrf_token(web), "status": "accepted"} if method == "POST" else None
+    response = on_site(web, method, path, data=data)
     assert response.status_code in (302, 401)
     if response.status_code == 302:
         assert response.headers["Location"].startswith("/admin/login")
 
 
 def test_wrong_password_and_missing_csrf_are_refused(web):
-    login = web.get("/admin/login", base_url=HTTPS).get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
-    wrong = web.post("/admin/login", data={"csrf_token": token, "password": "guess"}, base_url=HTTPS)
+    token = csrf_token(web)
+    wrong = on_site(web, "POST", "/admin/login", data={"csrf_token": token, "password": "guess"})
     assert wrong.status_code == 401 and "not right" in wrong.get_data(as_text=True)
-    no_token = web.post("/admin/login", data={"password": PASSWORD}, base_url=HTTPS)
+    no_token = on_site(web, "POST", "/admin/login", data={"password": PASSWORD})
     assert no_token.status_code == 400
-    assert web.get("/admin/", base_url=HTTPS).status_code == 302  # still not logged in
+    assert on_site(web, "GET", "/admin/").status_code == 302  # still not logged in
 
 
 def test_session_cookie_is_secure_and_http_only(web):
@@ -219,23 +230,22 @@ def test_admin_reviews_filters_and_decides(feedback_app, web):
     web.post("/api/v1/feedback",
              json={"token": kind["feedback_token"], "correct": False, "correction": "menu"})
     token = log_in(web)
-    listing = web.get("/admin/", base_url=HTTPS).get_data(as_text=True)
-    assert listing.count('action="/admin/feedback/') == 2
-    assert listing.count('class="admin-thumb"') == 1  # only the photo shared with consent
-    assert web.get("/admin/feedback/1/photo", base_url=HTTPS).mimetype == "image/jpeg"
-    assert web.get("/admin/feedback/2/photo", base_url=HTTPS).status_code == 404
-    only = web.get("/admin/?model=phototype", base_url=HTTPS).get_data(as_text=True)
-    assert only.count('action="/admin/feedback/') == 1
-    by_label = web.get("/admin/?label=menu", base_url=HTTPS).get_data(as_text=True)
-    assert by_label.count('action="/admin/feedback/') == 1
-    refused = web.post("/admin/feedback/1", data={"status": "accepted"}, base_url=HTTPS)
+
+    def listed(query=""):
+        return on_site(web, "GET", "/admin/" + query).get_data(as_text=True).count('action="/admin/feedback/')
+
+    page = on_site(web, "GET", "/admin/").get_data(as_text=True)
+    assert listed() == 2 and page.count('class="admin-thumb"') == 1  # only the photo shared
+    assert on_site(web, "GET", "/admin/feedback/1/photo").mimetype == "image/jpeg"
+    assert on_site(web, "GET", "/admin/feedback/2/photo").status_code == 404
+    assert listed("?model=phototype") == 1 and listed("?label=menu") == 1
+    refused = on_site(web, "POST", "/admin/feedback/1", data={"status": "accepted"})
     assert refused.status_code == 400  # no CSRF token
-    decided = web.post("/admin/feedback/1", data={"status": "accepted", "csrf_token": token,
-                                                  "back": "https://evil.example/"}, base_url=HTTPS)
+    decided = on_site(web, "POST", "/admin/feedback/1", data={
+        "status": "accepted", "csrf_token": token, "back": "https://evil.example/"})
     assert decided.status_code == 302 and decided.headers["Location"] == "/admin/"
     assert [e.status for e in rows(feedback_app)] == ["accepted", "new"]
-    accepted = web.get("/admin/?status=accepted", base_url=HTTPS).get_data(as_text=True)
-    assert accepted.count('action="/admin/feedback/') == 1
+    assert listed("?status=accepted") == 1
 
 
 def test_export_writes_accepted_photos_by_class(feedback_app, web, tmp_path):

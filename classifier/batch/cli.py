@@ -63,13 +63,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: no model {args.model!r} in {args.models_dir}", file=sys.stderr)
         return 2
     model = Model.from_directory(args.models_dir / args.model, variant=args.variant)
-    variant = model.runtime["variant"]  # workers run the file chosen here, not their own timing
     try:
         items = list(expand(args.sources))
         writer = outputs.Writer(args.out, outputs.columns(model), resume=args.resume)
     except (SourceError, outputs.OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if writer.done:  # a resumed run finishes with the file the first part was made with
+        files = model.card["files"]["variants"]
+        earlier = next((v for v, f in files.items() if f == writer.done[0]["model_file"]), None)
+        if earlier is None or writer.done[0]["model_version"] != model.version:
+            writer.close()
+            print(f"error: {args.out} was written by another version of {args.model}; "
+                  "cannot resume it", file=sys.stderr)
+            return 2
+        model = Model.from_directory(args.models_dir / args.model, variant=earlier)
+    variant = model.runtime["variant"]  # workers run the file chosen here, not their own timing
     done = writer.done_paths()
     todo = [item for item in items if item.path not in done]
     print(f"{len(items)} files; {len(done & {i.path for i in items})} already in {args.out}; "

@@ -19,7 +19,7 @@ FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 
 
 def columns(model: Model) -> list[str]:
-    head = ["path", "label", "score", "error", "error_message", "model", "model_version"]
+    head = ["path", "label", "score", "error", "error_message", "model", "model_version", "model_file"]
     if len(model.labels) <= MAX_CLASS_COLUMNS:
         return head + [f"score_{label}" for label in model.labels]
     return head + [f"top{i}_{part}" for i in range(1, TOP_COLUMNS + 1) for part in ("label", "score")]
@@ -29,7 +29,8 @@ def row(model: Model, path: str, prediction: Prediction | None = None,
         error: tuple[str, str] | None = None) -> dict:
     """One output row: a prediction, or the error code and message of a bad file."""
     out = dict.fromkeys(columns(model))
-    out.update(path=path, model=model.name, model_version=model.version, error="", error_message="")
+    out.update(path=path, model=model.name, model_version=model.version, model_file=model.path.name,
+               error="", error_message="")
     if error:
         out["error"], out["error_message"] = error
         out["label"] = ""

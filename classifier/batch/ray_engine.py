@@ -30,17 +30,27 @@ def run(items: list[Item], models_dir: Path, name: str, variant: str,
         workers: int | None = None) -> Iterator[list[dict]]:
     import ray
 
-    if not ray.is_initialized():
+    started_here = not ray.is_initialized()
+    if started_here:
         # RAY_ADDRESS, when set, makes this join an existing cluster instead.
         ray.init(include_dashboard=False, log_to_driver=False,
                  num_cpus=None if os.environ.get("RAY_ADDRESS") else len(os.sched_getaffinity(0)))
+    try:
+        yield from _rows(ray, items, models_dir, name, variant, workers)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _rows(ray, items, models_dir, name, variant, workers) -> Iterator[list[dict]]:
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # rows in input order, like the local engine
     context.enable_progress_bars = False  # our own progress bar counts the rows
     actors = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    # Enough blocks that every actor has work, each about a chunk of photos.
+    blocks = max(1, min(len(items), max(actors, len(items) // CHUNK)))
     dataset = ray.data.from_items(
-        [{"path": item.path, "data": item.data or b""} for item in items],
-        override_num_blocks=max(1, min(len(items) // CHUNK, 64 * actors)))
+        [{"path": item.path, "data": item.data or b""} for item in items], override_num_blocks=blocks)
     rows = dataset.map_batches(
         _Classifier, fn_constructor_args=(str(models_dir), name, variant), batch_size=CHUNK,
         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, batch_format="numpy")
