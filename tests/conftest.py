@@ -32,9 +32,16 @@ def require_shared(*parts: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def app():
-    """The app on the shipped models, as `gunicorn app:app` would build it."""
-    app = create_app({"TESTING": True, "MODELS_DIR": SHIPPED_MODELS})
+def app(tmp_path_factory):
+    """The app on the shipped models, as `gunicorn app:app` would build it, with its
+    database (SQLite, migrated as `flask db upgrade` does) in a temporary folder."""
+    database = tmp_path_factory.mktemp("db") / "nothotdog.sqlite"
+    app = create_app({"TESTING": True, "MODELS_DIR": SHIPPED_MODELS,
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}"})
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
     yield app
 
 

@@ -7,7 +7,6 @@
     url: target.dataset.spec,
     domNode: target,
     deepLinking: true,
-    tryItOutEnabled: true,
     supportedSubmitMethods: ["get", "post"],
     defaultModelsExpandDepth: 0,
   });

@@ -118,7 +118,6 @@
     } catch (cannotDecode) {
       return plan;
     }
-    plan.thumb = thumbnail(bitmap);
     const scale = SHRINK_TO / Math.max(bitmap.width, bitmap.height);
     if (shrinking && scale < 1) {
       const canvas = document.createElement("canvas");
@@ -133,6 +132,9 @@
         plan.name = plan.name.replace(/\.[^.]*$/, "") + ".jpg";
         plan.shrunk = true;
       }
+      plan.thumb = thumbnail(canvas);
+    } else {
+      plan.thumb = thumbnail(bitmap);
     }
     bitmap.close();
     return plan;
@@ -180,15 +182,8 @@
     const column = el("div", wide ? "col-12" : "col-md-6");
     const card = el("article", "card shadow-sm result h-100");
     const frame = el("div", "photo-frame");
-    const img = el("img", "card-img-top result-photo");
+    const img = el("img", "card-img-top result-photo d-none");
     img.alt = "Your photo " + (file.name || "");
-    const url = URL.createObjectURL(file);
-    img.src = url;
-    img.addEventListener("load", function () { URL.revokeObjectURL(url); });
-    img.addEventListener("error", function () { // HEIC: the server's preview replaces it
-      URL.revokeObjectURL(url);
-      img.classList.add("d-none");
-    });
     const body = el("div", "card-body");
     const name = el("p", "small text-secondary text-truncate mb-1", file.name || "photo");
     const heading = el("p", "h4 verdict text-secondary", "Looking…");
@@ -266,9 +261,16 @@
     }
     const facts = el("p", "small text-secondary mb-0 mt-2 sent-note");
     facts.textContent = (model === ALL ? payload.models.map(function (m) { return m.name + " " + m.version; }).join(", ")
-      : payload.model.title + ", version " + payload.model.version) +
+      : "Model: " + payload.model.title + " (" + payload.model.name + ", version " + payload.model.version + ")") +
       (plan.shrunk ? ". Sent " + kilobytes(plan.blob.size) + " instead of " + kilobytes(plan.original) + "." : ".");
     view.body.append(whyButton(view, plan, model), facts);
+    // The first answer of a batch is brought into view once it is there (scrolling
+    // earlier falls short: the page grows as photos and answers come in).
+    const batch = view.card.closest(".batch");
+    if (batch && !batch.dataset.shown) {
+      batch.dataset.shown = "yes";
+      view.body.querySelector(".answer").scrollIntoView({ behavior: "smooth", block: "center" });
+    }
     remember(plan, firstModel, first);
     announce("Answer ready for " + (view.file.name || "your photo") + ": " +
              (first.not_sure ? "not sure" : pretty(first.label)));
@@ -395,10 +397,21 @@
 
   // -- classifying -------------------------------------------------------------------
 
+  // The photo shown is what was sent (a big photo's small copy decodes much faster);
+  // one the browser cannot show (HEIC) gets the server's preview instead.
+  function showPhoto(view, plan) {
+    if (!plan.thumb) return;
+    const url = URL.createObjectURL(plan.blob);
+    view.img.addEventListener("load", function () { URL.revokeObjectURL(url); }, { once: true });
+    view.img.src = url;
+    view.img.classList.remove("d-none");
+  }
+
   async function classify(file, batch, model) {
     const view = resultCard(file, batch, model === ALL);
     try {
       const plan = await prepare(file);
+      showPhoto(view, plan);
       const heic = !plan.thumb; // the browser could not decode it: ask for a preview
       showAnswers(view, plan, await send(plan, model, heic ? "&preview=true" : ""), model);
     } catch (problem) {
@@ -418,7 +431,6 @@
     clearResults.classList.remove("d-none");
     announce("Asking about " + photos.length + " photo(s)…");
     photos.forEach(function (file) { classify(file, holder, model); });
-    holder.scrollIntoView({ behavior: "smooth", block: "start" });
   }
 
   form.addEventListener("submit", function (event) {
