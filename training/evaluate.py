@@ -173,8 +173,9 @@ def save_plots(result: dict, probabilities: np.ndarray, labels: np.ndarray,
         fig.savefig(written[-1], dpi=120)
         plt.close(fig)
 
-    wrong = find_mistakes(probabilities, labels, examples, result["confusion_matrix"]["labels"])
-    if mistakes and wrong:
+    wrong = find_mistakes(probabilities, labels, examples,
+                          result["confusion_matrix"]["labels"]) if mistakes else []
+    if wrong:
         written.append(out_dir / "worst_mistakes.png")
         _contact_sheet(wrong[:24], {e.path.name: e.path for e in examples}, written[-1])
     return written
@@ -217,8 +218,10 @@ def parse_subsets(items: Sequence[str]) -> dict[str, list[str]]:
 
 def evaluate_folder(model: Model, data_dir: Path, *, label_map: dict[str, str] | None = None,
                     subsets: dict[str, list[str]] | None = None, only: Sequence[str] = (),
+                    add: Sequence[str] = (),
                     progress=iter) -> tuple[dict, np.ndarray, np.ndarray, list[Example]]:
     examples = dataset.scan_labelled(data_dir, model.labels, label_map)
+    dataset.add_photos(examples, list(model.labels), add, new_classes=False)
     if only:
         examples = dataset.only_matching(examples, only)
         if not examples:
@@ -228,6 +231,9 @@ def evaluate_folder(model: Model, data_dir: Path, *, label_map: dict[str, str] |
         log.warning("%d unreadable files skipped", len(skipped))
     probabilities = predict_pixels(model, pixels)
     name = dataset.describe_location(data_dir, shared_dir())
+    if add:
+        name += "".join(" + " + dataset.describe_location(Path(item.partition("=")[2]), shared_dir())
+                        for item in add)
     if only:
         name += f" ({', '.join(only)} only)"
     return (score(probabilities, labels, examples, model.labels, name, subsets),
