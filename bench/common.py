@@ -39,9 +39,9 @@ def percentiles(samples: list[float]) -> dict:
 
 
 def machine() -> str:
-    import os
+    from classifier.settings import machine_description
 
-    return f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+    return f"{machine_description()}, Python {platform.python_version()}"
 
 
 def report(name: str, result: dict, to_markdown: Callable[[dict], str]) -> str:

@@ -16,3 +16,19 @@ def shared_dir() -> Path:
 def default_base_weights() -> Path:
     return (shared_dir() / "weights" / "mobilenet_v2" /
             "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5")
+
+
+def machine_description() -> str:
+    """The CPU this runs on, as model cards and benchmarks state it: speed figures only
+    mean something next to it (int8 is fast with AVX-512 VNNI and slow without)."""
+    import platform
+
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        cpuinfo = ""
+    name = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                 if line.startswith("model name")), platform.processor() or platform.machine())
+    flags = ("AVX-512 VNNI" if "avx512_vnni" in cpuinfo
+             else "AVX2, no AVX-512 VNNI" if " avx2" in cpuinfo else "no AVX2")
+    return f"{os.cpu_count()}-core {name} ({flags})"

@@ -28,7 +28,6 @@ import argparse
 import io
 import logging
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -43,7 +42,7 @@ from classifier import card as model_card
 from classifier.digits import SIZE, load_digit, mnist_form
 from classifier.engine import Model
 from classifier.intake import DEFAULT_MAX_PIXELS
-from classifier.settings import shared_dir
+from classifier.settings import machine_description, shared_dir
 from training import evaluate, export
 
 log = logging.getLogger("training.digits")
@@ -254,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   if k not in ("out", "data", "work_dir")},
                      "epochs_run": {"train": args.epochs},
                      "duration_s": round(train_seconds, 1),
-                     "machine": f"{os.cpu_count()}-core {platform.machine()} CPU"},
+                     "machine": machine_description()},
         "metrics": metrics, "metrics_variant": shipped[0], "plots": plots, "variants": variants,
         "not_sure_below": evaluate.not_sure_below(val_scores, val_y),
         "reproduce": "python -m training.digits " + " ".join(argv),

@@ -23,7 +23,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import sys
 import time
 from collections import Counter
@@ -36,7 +35,7 @@ import numpy as np
 
 from classifier import card as model_card
 from classifier.engine import Model
-from classifier.settings import shared_dir
+from classifier.settings import machine_description, shared_dir
 from training import dataset, evaluate, export
 from training.bases import BASES
 
@@ -206,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "settings": {"calibration_images": args.calibration_images,
                                   "min_agreement": args.min_agreement, "seed": args.seed},
                      "epochs_run": {}, "duration_s": round(time.monotonic() - started, 1),
-                     "machine": f"{os.cpu_count()}-core {platform.machine()} CPU"},
+                     "machine": machine_description()},
         "metrics": metrics,
         "metrics_variant": shipped[0],
         "variants": variants,

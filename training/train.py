@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import shlex
 import sys
 import time
@@ -55,7 +54,7 @@ import numpy as np
 
 from classifier import card as model_card
 from classifier.engine import Model
-from classifier.settings import PROJECT_ROOT, shared_dir
+from classifier.settings import PROJECT_ROOT, machine_description, shared_dir
 from training import dataset, evaluate, export
 from training.bases import BASES, unfreeze_top_blocks
 from training.dataset import DataError, Example
@@ -525,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "training": {"data": data_counts, "excluded": splits.excluded, "settings": settings,
                      "epochs_run": {"fine_tune": fine_epochs},
                      "duration_s": round(train_seconds, 1),
-                     "machine": f"{os.cpu_count()}-core {platform.machine()} CPU"},
+                     "machine": machine_description()},
         "metrics": metrics,
         "metrics_variant": shipped[0],
         "not_sure_below": evaluate.not_sure_below(val_scores, val_y),
