@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.common import ROOT, report
-from bench.zoo import cpu_model
+from classifier.settings import machine_description
 
 MODEL = "hotdog"
 
@@ -80,7 +80,8 @@ def main() -> None:
     ray_seconds = run_batch(str(listing), str(work / "ray.csv"), variant, "ray")
     local_rows, ray_rows = rows(str(work / "local.csv")), rows(str(work / "ray.csv"))
     result = {
-        "cpu": cpu_model(), "cores": cores, "photos": len(paths), "model": MODEL, "variant": variant,
+        "cpu": machine_description(), "cores": cores, "photos": len(paths),
+        "model": MODEL, "variant": variant,
         "single_thread_ms_per_photo": round(1000 * single / len(paths), 3),
         "ceiling_photos_per_s": round(ceiling, 1),
         "local": {"seconds": round(local_seconds, 2), "photos_per_s": round(len(paths) / local_seconds, 1),

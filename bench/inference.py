@@ -2,10 +2,10 @@
 (float32, float16, int8; 1 and 2 threads) against the same network in Keras
 (`model.predict`, a direct call, a `tf.function`). Reports p50 / p90 / p99 ms.
 
-The TFLite variants and Keras model come from `build/hotdog/` when `make model`
-has run; otherwise the same architecture is rebuilt from the base weights in
-../shared and exported here (timings depend on the architecture, not on the
-trained values), and the shipped int8 file is used as it is.
+The TFLite variants and Keras model come from `build/hotdog/` when `make model-hotdog`
+has run; otherwise the same architecture (the base the card names) is rebuilt from
+the base weights in ../shared and exported here (timings depend on the architecture,
+not on the trained values), and the shipped int8 file is used as it is.
 """
 
 from __future__ import annotations
@@ -33,12 +33,15 @@ def _keras_model():
 
     if (WORK_DIR / "model.keras").is_file():
         return keras.models.load_model(WORK_DIR / "model.keras"), "build/hotdog/model.keras"
-    from classifier.settings import default_base_weights
+    from classifier.card import load
+    from training.bases import BASES
     from training.train import build_model
 
-    args = Namespace(base_weights=str(default_base_weights()), image_size=224, alpha=1.0,
-                     dropout=0.2, seed=0, name="hotdog")
-    model, _ = build_model(2, args)
+    card = load(SHIPPED)
+    base = BASES[card["base_weights"]["base"]]
+    args = Namespace(base=base.name, base_weights=str(base.default_weights()),
+                     image_size=card["input"]["width"], dropout=0.2, seed=0, name="hotdog")
+    model, _ = build_model(len(card["classes"]), args)
     return model, "same architecture rebuilt from the base weights"
 
 
@@ -57,7 +60,9 @@ def tflite_files(keras_model=None) -> dict[str, Path]:
     for variant in ("float32", "float16"):
         files[variant] = out / f"model_{variant}.tflite"
         files[variant].write_bytes(to_tflite(keras_model, variant))
-    files["int8"] = SHIPPED / "model.tflite"
+    from classifier.card import load
+
+    files["int8"] = SHIPPED / load(SHIPPED)["files"]["variants"]["int8"]
     return files
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 from bench.common import ROOT, report
-from bench.zoo import cpu_model
+from classifier.settings import machine_description
 from tests import images
 from tests.test_browser import CHROMIUM_ARGS, serve, twelve_megapixels, wait_until
 
@@ -68,7 +68,7 @@ def main() -> None:
     httpd.shutdown()
     best_small, best_big = min(small_runs), min(t for t, _ in big_runs)
     sent = big_runs[-1][1]
-    result = {"cpu": cpu_model(), "file_bytes": big.stat().st_size, "sent_bytes": sent,
+    result = {"cpu": machine_description(), "file_bytes": big.stat().st_size, "sent_bytes": sent,
               "sent_share": round(sent / big.stat().st_size, 4),
               "seconds_512px": round(best_small, 3), "seconds_12mp": round(best_big, 3),
               "ratio_12mp_to_512px": round(best_big / best_small, 2),

@@ -1,0 +1,204 @@
+"""The model zoo on this machine: which variant each model should run, what a worker
+costs with every model loaded, what `model=all` and `explain=true` cost.
+
+Measures, in one run:
+- every shipped model's variants, one image, one thread (LiteRT p50): the faster one,
+  the one the server picks at start-up, and the ratio between them (target: within 10 %);
+- the same head on MobileNetV2 at 224 px, built here from the base weights, as the
+  yardstick for the hot dog model (target: its fastest variant within 2x);
+- process start to first answer of gunicorn with every model loaded (target 1.5 s);
+- RSS per worker after 100 requests mixing every model and model=all (target 160 MB);
+- model=all on a 512-px photo against the sum of each model's own inference plus one
+  decode (target: at most 1.3x);
+- explain=true against the same request without it, server time (target: +25 % at most).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import numpy as np
+
+from bench.common import ROOT, percentiles, report, timed
+from classifier.settings import machine_description
+from tests import images
+from tests.servers import gunicorn
+
+MODELS = ROOT / "models"
+REPEATS = 60
+
+
+def variant_timings() -> dict:
+    from classifier.card import load
+    from classifier.engine import Model, choose_variant
+
+    rows = {}
+    for directory in sorted(p for p in MODELS.iterdir() if (p / "model_card.json").is_file()):
+        card = load(directory)
+        files = card["files"]["variants"]
+        measured = {}
+        for variant, file in files.items():
+            model = Model(directory / file, card["classes"], card=card)
+            pixels = model.blank_input() + np.uint8(90)
+            measured[variant] = percentiles(
+                timed(lambda i, m=model, p=pixels: m.predict_pixels(p), REPEATS))
+        fastest = min(measured, key=lambda v: measured[v]["p50_ms"])
+        picked = choose_variant(directory, files, "auto")["variant"]
+        rows[card["name"]] = {
+            "p50_ms": {v: m["p50_ms"] for v, m in measured.items()}, "fastest": fastest,
+            "picked_at_startup": picked,
+            "picked_over_fastest": round(measured[picked]["p50_ms"] / measured[fastest]["p50_ms"], 3)}
+    return rows
+
+
+def mobilenet_yardstick() -> dict:
+    """The hot dog model's head on MobileNetV2 (224 px), float16 and int8."""
+    import keras
+
+    from classifier.engine import Model
+    from training.bases import BASES
+    from training.export import to_tflite
+
+    spec = BASES["mobilenet_v2"]
+    base = spec.build(224, str(spec.default_weights()))
+    pixels = keras.Input((224, 224, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(base(pixels))
+    network = keras.Model(pixels, keras.layers.Dense(2, activation="softmax")(pooled))
+    calibration = np.stack([images.photo_array(224, 224, seed=s) for s in range(16)])
+    out = ROOT / "bench" / "results" / "tmp"
+    out.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    for variant in ("float16", "int8"):
+        path = out / f"mobilenet_v2_{variant}.tflite"
+        path.write_bytes(to_tflite(network, variant, calibration))
+        model = Model(path, ["a", "b"])
+        sample = calibration[0]
+        timings[variant] = percentiles(
+            timed(lambda i, m=model, p=sample: m.predict_pixels(p), REPEATS))["p50_ms"]
+    return timings
+
+
+def serving() -> dict:
+    """Cold start and memory of gunicorn's workers, as deployed (gunicorn.conf.py: a
+    worker per core, each pinned to its core), with every model loaded."""
+    import psutil
+    import requests
+
+    names = sorted(p.name for p in MODELS.iterdir() if (p / "model_card.json").is_file())
+    photo = images.jpeg(512, 384, seed=1)
+    with gunicorn(workers=len(os.sched_getaffinity(0))) as server:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = requests.post(server.base + "/api/v1/classify", data=photo,
+                                       headers={"Content-Type": "image/jpeg"}, timeout=5)
+                if answer.status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not answer within 60 s")
+            time.sleep(0.02)
+        cold_start = time.monotonic() - server.started
+        session = requests.Session()
+        photos = [images.jpeg(w, h, seed=i) for i, (w, h) in
+                  enumerate([(512, 384), (640, 480), (320, 240), (1024, 768)])]
+        for i in range(100):
+            model = [*names, "all"][i % (len(names) + 1)]
+            data = photos[i % len(photos)]
+            if model == "digits":
+                data = images.png(280, 280)
+            session.post(f"{server.base}/api/v1/classify?model={model}", data=data,
+                         headers={"Content-Type": "image/jpeg"}, timeout=30)
+        rss = max(worker.memory_info().rss for worker in server.workers())
+        listed = session.get(server.base + "/api/v1/models").json()["models"]
+        runtime = {m["name"]: m["runtime"] for m in listed}
+    return {"cold_start_s": round(cold_start, 3), "rss_mb_after_100_requests": round(rss / 2**20, 1),
+            "models": names, "runtime": runtime, "psutil": psutil.__version__}
+
+
+def all_models_cost() -> dict:
+    """model=all on one 512-px photo against the parts it is made of, in-process."""
+    from classifier.intake import decode_image, draft_size
+    from webapp import create_app
+    from webapp.classify import predict_all
+
+    app = create_app({"TESTING": True})
+    registry = app.extensions["classifier"]
+    models = [m for m in map(registry.get, registry.names()) if not m.reads_digits]
+    photo = images.jpeg(512, 384, seed=3)
+    largest = max((m.input_size for m in models), key=lambda s: s[0] * s[1])
+    with app.app_context():
+        together = statistics.median(timed(lambda i: predict_all(models, photo), REPEATS))
+    decode = statistics.median(timed(lambda i: decode_image(photo, draft_size=draft_size(largest)),
+                                     REPEATS))
+    image = decode_image(photo, draft_size=draft_size(largest))
+    inference = {m.name: statistics.median(timed(lambda i, m=m: m.predict_pixels(m.prepare(image)),
+                                                 REPEATS)) for m in models}
+    parts = decode + sum(inference.values())
+    return {"all_ms": round(together, 3), "decode_ms": round(decode, 3),
+            "inference_ms": {k: round(v, 3) for k, v in inference.items()},
+            "parts_ms": round(parts, 3), "all_over_parts": round(together / parts, 3)}
+
+
+def explain_cost() -> dict:
+    """Server time (the API's elapsed_ms) of the same request with and without explain=true."""
+    from webapp import create_app
+
+    client = create_app({"TESTING": True}).test_client()
+    photo = images.jpeg(512, 384, seed=4)
+
+    def elapsed(query: str) -> float:
+        return client.post("/api/v1/classify" + query, data=photo,
+                           content_type="image/jpeg").get_json()["elapsed_ms"]
+
+    plain, explained = [], []
+    for _ in range(5):
+        elapsed(""), elapsed("?explain=true")
+    for _ in range(REPEATS):  # interleaved, so drifts in the machine's speed hit both alike
+        plain.append(elapsed(""))
+        explained.append(elapsed("?explain=true"))
+    return {"plain_ms_p50": statistics.median(plain), "explain_ms_p50": statistics.median(explained),
+            "explain_over_plain": round(statistics.median(explained) / statistics.median(plain), 3)}
+
+
+def to_markdown(result: dict) -> str:
+    lines = [f"CPU: {result['cpu']}", "",
+             "| model | int8 p50 | float16 p50 | fastest | picked at start-up | picked / fastest |",
+             "|---|---:|---:|---|---|---:|"]
+    for name, row in result["variants"].items():
+        times = " | ".join(f"{row['p50_ms'].get(v, float('nan')):.2f} ms" for v in ("int8", "float16"))
+        lines.append(f"| {name} | {times} | {row['fastest']} | {row['picked_at_startup']} | "
+                     f"{row['picked_over_fastest']:.2f} |")
+    mobilenet = result["mobilenet_v2_ms"]
+    hotdog = min(result["variants"]["hotdog"]["p50_ms"].values())
+    s, a, e = result["serving"], result["all_models"], result["explain"]
+    lines += [
+        "",
+        f"- MobileNetV2 yardstick (same head, 224 px): int8 {mobilenet['int8']:.2f} ms, float16 "
+        f"{mobilenet['float16']:.2f} ms; the hot dog model's fastest variant {hotdog:.2f} ms = "
+        f"**{hotdog / min(mobilenet.values()):.2f}x** (target <= 2x)",
+        f"- Cold start, gunicorn with {len(s['models'])} models: **{s['cold_start_s']:.2f} s** "
+        "(target <= 1.5 s)",
+        f"- RSS of the larger worker after 100 mixed requests: **{s['rss_mb_after_100_requests']:.1f} MB** "
+        "(target <= 160 MB)",
+        f"- model=all, 512-px photo: {a['all_ms']:.2f} ms against {a['parts_ms']:.2f} ms for one "
+        f"decode ({a['decode_ms']:.2f}) and each model's inference: **{a['all_over_parts']:.2f}x** "
+        "(target <= 1.3x)",
+        f"- explain=true: {e['explain_ms_p50']:.2f} ms against {e['plain_ms_p50']:.2f} ms: "
+        f"**{e['explain_over_plain']:.2f}x** (target <= 1.25x)"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    result = {"cpu": machine_description(), "variants": variant_timings(),
+              "mobilenet_v2_ms": mobilenet_yardstick(), "serving": serving(),
+              "all_models": all_models_cost(), "explain": explain_cost()}
+    report("zoo", result, to_markdown)
+
+
+if __name__ == "__main__":
+    main()
