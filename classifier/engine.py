@@ -196,7 +196,8 @@ def choose_variant(directory: Path, files: dict[str, str], wanted: str,
             chosen = name
     others = ", ".join(f"{name} {ms:.2f} ms" for name, ms in timings.items() if name != chosen)
     reason = (f"fastest on this CPU: {chosen} {timings[chosen]:.2f} ms against {others}, "
-              "median of one-image runs timed at start-up") if others else "the only variant"
+              "median of one-image runs timed at start-up") if others else (
+              "the only variant shipped (the model card says why)")
     return {"variant": chosen, "file": files[chosen], "timings_ms": timings, "reason": reason}
 
 
