@@ -43,7 +43,7 @@ class Server:
                 if (requests.get(self.base + "/readyz", timeout=2).status_code == 200
                         and (workers is None or len(self.workers()) == workers)):
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening, or still loading
                 pass
             time.sleep(0.02)
         raise RuntimeError(f"gunicorn not ready after {timeout} s")

@@ -24,7 +24,10 @@ def test_serving_does_not_import_tensorflow():
 
 
 def test_procfile_runs_gunicorn_on_the_app():
-    assert (PROJECT_ROOT / "Procfile").read_text().strip() == "web: gunicorn app:app"
+    """gunicorn serves; the release phase migrates the feedback database first."""
+    processes = dict(line.split(": ", 1) for line in
+                     (PROJECT_ROOT / "Procfile").read_text().strip().splitlines())
+    assert processes == {"web": "gunicorn app:app", "release": "flask --app app db upgrade"}
 
 
 @pytest.mark.slow

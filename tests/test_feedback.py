@@ -50,9 +50,9 @@ def on_site(web, method: str, path: str, **options):
     return web.open(path, method=method, base_url=HTTPS, headers=FROM_SITE, **options)
 
 
-def csrf_token(web) -> str:
-    login = on_site(web, "GET", "/admin/login").get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
+def csrf_token(web, path: str = "/admin/login") -> str:
+    page = on_site(web, "GET", path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
 def photo_with_location() -> bytes:
@@ -192,10 +192,12 @@ ADMIN_ROUTES = [("GET", "/admin/"), ("GET", "/admin/?status=new"), ("GET", "/adm
 
 
 def log_in(web) -> str:
+    """Log in; returns a CSRF token of the new session (logging in starts a fresh
+    session, so the login form's token no longer counts)."""
     token = csrf_token(web)
     response = on_site(web, "POST", "/admin/login", data={"csrf_token": token, "password": PASSWORD})
     assert response.status_code == 302
-    return token
+    return csrf_token(web, "/admin/")
 
 
 @pytest.mark.parametrize("method, path", ADMIN_ROUTES)
