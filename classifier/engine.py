@@ -203,7 +203,8 @@ def choose_variant(directory: Path, files: dict[str, str], wanted: str,
 
 def _time_file(path: Path, num_threads: int) -> float:
     runner = _Runner(path.read_bytes(), num_threads)
-    pixels = np.random.default_rng(0).integers(0, 256, (*runner.input_size[::-1], 3), np.uint8)
+    pixels = np.random.default_rng(0).integers(0, 256, (*runner.input_size[::-1], runner.channels),
+                                                np.uint8)
     runner.run(pixels)  # the first invoke allocates
     timings = []
     for _ in range(TIMING_RUNS):

@@ -272,3 +272,19 @@ def test_sources_are_file_name_prefixes_without_ids():
              "vnmenu2_0bc5a91.jpg": "vnmenu2", "michelin_112d46c5aeab.jpg": "michelin",
              "my_photo.jpg": "my_photo", "1234.jpg": "unknown"}
     assert {name: dataset.source_of(Path(name)) for name in names} == names
+
+
+def test_digits_training_writes_a_servable_model(tmp_path):
+    """The digits command end to end on 600 MNIST digits, one epoch: files, a card that
+    passes the schema, and a model the engine serves."""
+    from training import digits
+
+    require_shared("datasets", "digits", "mnist.npz")
+    out = tmp_path / "digits"
+    assert digits.main(["--out", str(out), "--limit", "600", "--validation", "100",
+                        "--epochs", "1", "--work-dir", str(tmp_path / "work")]) == 0
+    card = model_card.load(out)
+    model_card.validate(card)
+    assert card["input"]["kind"] == "digit" and card["classes"] == [str(d) for d in range(10)]
+    model = Model.from_directory(out)
+    assert model.input_size == (28, 28) and model.channels == 1
