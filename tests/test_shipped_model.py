@@ -1,8 +1,9 @@
-"""The model the app serves: its files, its card, and its accuracy on ../shared.
+"""The models the app serves: their files, their cards, and their accuracy on ../shared.
 
-The accuracy floors below guard the shipped model's measured level (test split
-95.7 %, hot dogs against other food 93.4 %) against regressions. They are below
-the product's targets of 97.0 % and 95 %, which this model does not reach yet.
+Every figure checked here is recomputed from the committed files and the photos in
+../shared (these tests fail in CI when ../shared is missing). The floors are the
+product's bars where a model reaches them, and otherwise the shipped model's measured
+level, so that a new model version cannot ship worse than this one.
 """
 
 from __future__ import annotations
@@ -10,85 +11,133 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from classifier import card as model_card
 from classifier import intake
+from classifier.digits import load_digit
 from classifier.engine import Model
 from tests.conftest import SHIPPED_MODELS, require_shared
-from training.evaluate import evaluate_folder
+from training.evaluate import evaluate_folder, predict_pixels
 
-MODEL_DIR = SHIPPED_MODELS / "hotdog"
+SHIPPED = ("hotdog", "pizza", "phototype", "imagenet", "digits")
+MB = 1024 * 1024
+# The hot dog model's bar is 6 MB and the drawn digits' 1 MB; 10 MB keeps the others
+# (the 1000-class ImageNet model is the largest) a size a repository can carry.
+MAX_FILE_BYTES = {"hotdog": 6 * MB, "digits": 1 * MB}
 # All test hot dogs against the food negatives only: the case real users send.
 FOOD_SUBSET = {"food": ["dtu_hotdog_*", "dtu_chilidog_*", "dtu_frankfurter_*", "dtu_food_*"]}
 
 
-@pytest.fixture(scope="module")
-def shipped_model():
-    return Model.from_directory(MODEL_DIR)
+def shipped_model(name: str) -> Model:
+    """The variant the card's metrics were measured on (the other shipped file is held
+    to the same accuracy within half a point by test_quantisation_decides_what_ships)."""
+    directory = SHIPPED_MODELS / name
+    return Model.from_directory(directory, variant=model_card.load(directory)["metrics_variant"])
 
 
-@pytest.fixture(scope="module")
-def test_split_result(shipped_model):
-    folder = require_shared("datasets", "hotdog", "test")
-    result, *_ = evaluate_folder(shipped_model, folder, subsets=FOOD_SUBSET)
-    return result
+def assert_card_reports(name: str, metric: str, measured: dict) -> None:
+    recorded = model_card.load(SHIPPED_MODELS / name)["metrics"][metric]
+    assert recorded["n"] == measured["n"]
+    assert recorded["accuracy"] == pytest.approx(measured["accuracy"], abs=1e-9)
+    if "confusion_matrix" in measured:
+        assert recorded["confusion_matrix"] == measured["confusion_matrix"]
 
 
-def test_shipped_files_and_card():
-    card = model_card.load(MODEL_DIR)
+# -- every model: files and card ---------------------------------------------------
+
+def test_the_zoo_is_complete():
+    assert sorted(p.name for p in SHIPPED_MODELS.iterdir() if model_card.exists(p)) == sorted(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_files_and_card(name):
+    directory = SHIPPED_MODELS / name
+    card = model_card.load(directory)
     model_card.validate(card)
-    assert card["classes"] == ["hotdog", "not_hotdog"]
-    assert (MODEL_DIR / "labels.txt").read_text().split() == card["classes"]
-    assert (MODEL_DIR / "model.tflite").stat().st_size <= 4 * 1024 * 1024
-    assert card["architecture"]["size_bytes"] == (MODEL_DIR / "model.tflite").stat().st_size
-    assert "google-coral/test_data" in card["base_weights"]["attribution"]
-    assert card["reproduce"].startswith("python -m training.train ../shared/datasets/hotdog/train")
+    assert card["name"] == name
+    assert (directory / "labels.txt").read_text(encoding="utf-8").splitlines() == card["classes"]
+    assert (directory / model_card.MARKDOWN_FILE).read_text(encoding="utf-8").startswith("# ")
+    assert (directory / card["files"]["head"]).is_file()
+    # Both an int8 and a float16 file are measured; each ships when it keeps the model's
+    # accuracy (test_no_file_ships_that_lost_accuracy), and at least one always does.
+    assert {"float32", "float16", "int8"} <= {v["name"] for v in card["variants"]}
+    assert card["files"]["variants"] and set(card["files"]["variants"]) <= {"int8", "float16"}
+    for variant, file in card["files"]["variants"].items():
+        assert (directory / file).stat().st_size <= MAX_FILE_BYTES.get(name, 10 * MB)
+        listed = next(v for v in card["variants"] if v["name"] == variant)
+        assert listed["file"] == file and listed["size_bytes"] == (directory / file).stat().st_size
+    for plot in card.get("plots", {}).values():
+        assert (directory / plot).is_file()
+    assert card["base_weights"]["attribution"]
+    assert "python -m " in card["reproduce"]  # the command that made it
     text = json.dumps(card)
     assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text
 
 
-def test_quantisation_costs_at_most_half_a_point():
-    variants = {v["name"]: v for v in model_card.load(MODEL_DIR)["variants"]}
-    shipped = model_card.load(MODEL_DIR)["architecture"]["variant"]
-    assert variants[shipped]["accuracy"] >= variants["float32"]["accuracy"] - 0.005
+@pytest.mark.parametrize("name", SHIPPED)
+def test_no_file_ships_that_lost_accuracy(name):
+    """A smaller file ships only if it stays within half a point of float32's accuracy
+    (for imagenet: if its top-1 agrees with the Keras model on 97 % of the photos, the
+    card's `min_agreement`). Models trained by the current pipeline ship every file
+    that does; the hot dog model of 22 Nov kept only its int8 file."""
+    card = model_card.load(SHIPPED_MODELS / name)
+    variants = {v["name"]: v for v in card["variants"]}
+    if name == "imagenet":
+        floor = card["training"]["settings"]["min_agreement"]
+        assert floor == 0.97
+    else:
+        floor = variants["float32"]["accuracy"] - 0.005
+    for variant in ("int8", "float16"):
+        good = variants[variant]["accuracy"] >= floor
+        shipped = variant in card["files"]["variants"]
+        assert good or not shipped, variant
+        if name != "hotdog":
+            assert shipped == good, variant
 
 
-def test_accuracy_on_the_test_split(test_split_result):
-    assert test_split_result["n"] == 1818
-    assert test_split_result["accuracy"] >= 0.955
+# -- hotdog ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hotdog_test_result():
+    folder = require_shared("datasets", "hotdog", "test")
+    result, *_ = evaluate_folder(shipped_model("hotdog"), folder, subsets=FOOD_SUBSET)
+    return result
 
 
-def test_accuracy_on_hot_dogs_against_other_food(test_split_result):
-    food = test_split_result["subsets"]["food"]
+def test_hotdog_accuracy_on_the_test_split(hotdog_test_result):
+    """The measured level of the shipped model, 95.7 % (the bar of 97 % is not reached
+    yet: docs/hotdog-journal.md)."""
+    assert hotdog_test_result["n"] == 1818
+    assert hotdog_test_result["accuracy"] >= 0.955
+    assert_card_reports("hotdog", "test", hotdog_test_result)
+
+
+def test_hotdog_against_other_food(hotdog_test_result):
+    food = hotdog_test_result["subsets"]["food"]
     assert food["n"] == 855 + 265
     assert food["accuracy"] >= 0.93
 
 
-def test_card_reports_what_we_measure(test_split_result):
-    recorded = model_card.load(MODEL_DIR)["metrics"]["test"]
-    assert recorded["n"] == test_split_result["n"]
-    assert recorded["accuracy"] == pytest.approx(test_split_result["accuracy"], abs=1e-9)
-    assert recorded["confusion_matrix"] == test_split_result["confusion_matrix"]
-
-
-def test_other_dishes_are_not_hot_dogs(shipped_model):
-    """Food-101 dishes from the pizza set's test split (never trained on): the
-    photos real users send. The floor guards the measured 98.1 %."""
+def test_other_dishes_are_not_hot_dogs():
+    """Food-101 dishes from the pizza set's test split (never trained on)."""
     folder = require_shared("datasets", "pizza", "test")
-    result, *_ = evaluate_folder(shipped_model, folder,
+    result, *_ = evaluate_folder(shipped_model("hotdog"), folder,
                                  label_map={"pizza": "not_hotdog", "not_pizza": "not_hotdog"})
     assert result["n"] == 413
     assert result["accuracy"] >= 0.97
+    assert_card_reports("hotdog", "food101_negatives", result)
 
 
-def test_reduced_scale_jpeg_decoding_keeps_the_verdicts(shipped_model):
+def test_reduced_scale_jpeg_decoding_keeps_the_verdicts():
     """Intake lets a JPEG decode by DCT scaling to a little under the input size
     (intake.DRAFT_SLACK). Photos enlarged 1.8x land right in that case (half scale is
     0.9x the input); their verdicts must match those from a decode at full input size."""
     folder = require_shared("datasets", "hotdog", "test")
-    size = shipped_model.input_size
+    model = shipped_model("hotdog")
+    size = model.input_size
     photos = sorted(folder.glob("*/*.jpg"))[::3]
     agree = correct_reduced = correct_full = 0
     for path in photos:
@@ -98,8 +147,8 @@ def test_reduced_scale_jpeg_decoding_keeps_the_verdicts(shipped_model):
         buffer = io.BytesIO()
         enlarged.save(buffer, "JPEG", quality=90)
         data = buffer.getvalue()
-        reduced = shipped_model.predict_pixels(intake.load_pixels(data, size)).label
-        full = shipped_model.predict_pixels(intake.fit_to_input(
+        reduced = model.predict_pixels(intake.load_pixels(data, size)).label
+        full = model.predict_pixels(intake.fit_to_input(
             intake.decode_image(data, draft_size=size), size)).label
         agree += reduced == full
         correct_reduced += reduced == path.parent.name
@@ -107,3 +156,119 @@ def test_reduced_scale_jpeg_decoding_keeps_the_verdicts(shipped_model):
     assert len(photos) == 606
     assert agree / len(photos) >= 0.98
     assert abs(correct_reduced - correct_full) / len(photos) <= 0.01
+
+
+# -- pizza -------------------------------------------------------------------------
+
+def test_pizza_accuracy_on_its_test_split():
+    folder = require_shared("datasets", "pizza", "test")
+    result, *_ = evaluate_folder(shipped_model("pizza"), folder)
+    assert result["n"] == 413
+    assert result["accuracy"] >= 0.963  # measured; the bar of 97.0 % is not reached yet
+    assert_card_reports("pizza", "test", result)
+
+
+# -- phototype ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def phototype_test_result():
+    """phototype/test with the hot dog set's dtu_* test photos of each kind, as the
+    model was evaluated when it was trained (see the Makefile)."""
+    folder = require_shared("datasets", "phototype", "test")
+    negatives = require_shared("datasets", "hotdog", "test", "not_hotdog")
+    add = [f"{kind}={negatives}/dtu_{prefix}_*" for kind, prefix in
+           (("food", "food"), ("ambience", "furniture"), ("people", "people"), ("pets", "pets"))]
+    result, *_ = evaluate_folder(shipped_model("phototype"), folder, add=add,
+                                 subsets={"uploads": ["yelp_*"]})
+    return result
+
+
+def test_phototype_accuracy_and_recall_of_every_class(phototype_test_result):
+    """Measured levels: 96.3 % together, ambience the weakest class at 91.5 % recall
+    (the bars of 97 % and 93 % are not reached yet)."""
+    assert phototype_test_result["n"] == 1125
+    assert phototype_test_result["accuracy"] >= 0.96
+    for name, row in phototype_test_result["per_class"].items():
+        assert row["recall"] >= 0.91, name
+    assert_card_reports("phototype", "test", phototype_test_result)
+
+
+def test_phototype_on_real_review_site_uploads(phototype_test_result):
+    uploads = phototype_test_result["subsets"]["uploads"]
+    assert uploads["n"] >= 100
+    assert uploads["accuracy"] >= 0.95
+
+
+# -- imagenet ----------------------------------------------------------------------
+
+def test_imagenet_agrees_with_its_keras_model():
+    """The shipped file's top-1 against the Keras float network it was exported from,
+    on every third test photo of ../shared (they have no ImageNet labels)."""
+    from training import dataset
+    from training.imagenet import TEST_SPLITS, build, photos
+
+    require_shared("weights")
+    card = model_card.load(SHIPPED_MODELS / "imagenet")
+    network, _ = build(card["base_weights"]["base"])
+    model = shipped_model("imagenet")
+    chosen = photos(TEST_SPLITS)[::3]
+    pixels, *_ = dataset.load_arrays(chosen, model.input_size)
+    reference = network.predict(pixels.astype(np.float32), batch_size=32, verbose=0)[0]
+    agreement = (predict_pixels(model, pixels).argmax(1) == reference.argmax(1)).mean()
+    assert len(pixels) >= 700
+    assert agreement >= 0.97
+
+
+def test_imagenet_names_a_hot_dog():
+    folder = require_shared("datasets", "hotdog", "test", "hotdog")
+    model = shipped_model("imagenet")
+    photos = sorted(p for p in folder.iterdir() if p.name.startswith("dtu_hotdog_"))[:60]
+    top5 = [model.predict_pixels(intake.load_pixels(p.read_bytes(), model.input_size)).top[:5]
+            for p in photos]
+    assert np.mean(["hotdog" in [label for label, _ in best] for best in top5]) >= 0.8
+
+
+# -- digits ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mnist_test():
+    path = require_shared("datasets", "digits", "mnist.npz")
+    with np.load(path) as mnist:
+        return mnist["x_test"], mnist["y_test"]
+
+
+def digit_accuracy(pictures: list[bytes], labels: np.ndarray) -> float:
+    model = shipped_model("digits")
+    pixels = np.stack([load_digit(p, max_pixels=intake.DEFAULT_MAX_PIXELS) for p in pictures])
+    return float((predict_pixels(model, pixels).argmax(1) == labels).mean())
+
+
+def test_digits_read_mnist_test_pngs(client, mnist_test):
+    """All 10,000 MNIST test digits, each sent as a 28x28 PNG to the JSON API (16 to a
+    request, the API's limit)."""
+    from training.digits import as_png
+
+    digits, labels = mnist_test
+    answers = []
+    for start in range(0, len(digits), 16):
+        files = [(io.BytesIO(as_png(d)), f"{start + i}.png") for i, d in enumerate(digits[start:start + 16])]
+        response = client.post("/api/v1/classify?model=digits", data={"image": files})
+        assert response.status_code == 200
+        answers += [int(r["label"]) for r in response.get_json()["results"]]
+    assert len(answers) == 10_000
+    accuracy = float((np.array(answers) == labels).mean())
+    assert accuracy >= 0.992
+    # The card's figure was measured on the same PNGs, with the variant its metrics name.
+    card = model_card.load(SHIPPED_MODELS / "digits")
+    served = next(v for v in card["variants"] if v.get("file") and v["name"] == card["metrics_variant"])
+    assert card["metrics"]["test"]["accuracy"] == pytest.approx(served["accuracy"], abs=1e-9)
+
+
+def test_digits_read_canvas_drawings(mnist_test):
+    """The same digits as the drawing page sends them: large, thick, dark on white,
+    off-centre. A different random placement from the card's run."""
+    from training.digits import as_canvas
+
+    digits, labels = mnist_test
+    rng = np.random.default_rng(7)
+    assert digit_accuracy([as_canvas(d, rng) for d in digits[::2]], labels[::2]) >= 0.985
