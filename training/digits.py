@@ -211,12 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shipped = [v["name"] for v in variants
                if v["name"] in ("int8", "float16") and v["accuracy"] >= reference - 0.005]
     shipped.sort(key=("int8", "float16").index)
-    files = {"labels": "labels.txt", "head": "head.npz",
-             "variants": export.ship(paths, shipped, args.out)}
-    for row in variants:
-        row.update({"file": files["variants"][row["name"]]} if row["name"] in shipped else {})
-    (args.out / "labels.txt").write_text("\n".join(CLASSES) + "\n", encoding="utf-8")
-    export.save_head(model.get_layer("scores"), args.out / files["head"])
+    files = export.write_model_dir(args.out, paths, shipped, variants, CLASSES, model.get_layer("scores"))
 
     first = measured[shipped[0]]
     val_engine = Model(args.out / files["variants"][shipped[0]], CLASSES)

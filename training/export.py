@@ -78,6 +78,20 @@ def ship(paths: dict[str, Path], variants: list[str], out: Path) -> dict[str, st
     return files
 
 
+def write_model_dir(out: Path, paths: dict[str, Path], shipped: list[str], variants: list[dict],
+                    classes: list[str], dense) -> dict:
+    """Fill a model directory: the shipped variants (in the order given), labels.txt
+    and the dense head; marks each shipped row of `variants` with its file. Returns the
+    card's `files`."""
+    files = {"labels": "labels.txt", "head": "head.npz", "variants": ship(paths, shipped, out)}
+    for row in variants:
+        if row["name"] in shipped:
+            row["file"] = files["variants"][row["name"]]
+    (out / files["labels"]).write_text("\n".join(classes) + "\n", encoding="utf-8")
+    save_head(dense, out / files["head"])
+    return files
+
+
 def save_head(dense, path: Path) -> None:
     """A dense layer's weights (features x classes) and bias, which turn the feature
     map into per-class activation maps. float16 is ample for a picture."""

@@ -158,12 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   100 * args.min_agreement)
         return 1
     shipped.sort(key=("int8", "float16").index)
-    files = {"labels": "labels.txt", "head": "head.npz",
-             "variants": export.ship(paths, shipped, args.out)}
-    for row in variants:
-        row.update({"file": files["variants"][row["name"]]} if row["name"] in shipped else {})
-    (args.out / "labels.txt").write_text("\n".join(classes) + "\n", encoding="utf-8")
-    export.save_head(head, args.out / files["head"])
+    files = export.write_model_dir(args.out, paths, shipped, variants, classes, head)
 
     # == Model card. ==
     base = BASES[args.base]

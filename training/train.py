@@ -460,12 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shipped = shippable_variants(variants, args.max_quantisation_loss)
     log.info("shipping %s", " and ".join(shipped))
 
-    files = {"labels": "labels.txt", "head": "head.npz",
-             "variants": export.ship(paths, shipped, args.out)}
-    for row in variants:
-        row.update({"file": files["variants"][row["name"]]} if row["name"] in shipped else {})
-    (args.out / "labels.txt").write_text("\n".join(classes) + "\n", encoding="utf-8")
-    export.save_head(model.get_layer("scores"), args.out / files["head"])
+    files = export.write_model_dir(args.out, paths, shipped, variants, classes, model.get_layer("scores"))
     # The card's metrics describe the first shipped variant; the variants table has both.
     engine = Model(args.out / files["variants"][shipped[0]], classes, name=args.name)
     subsets = evaluate.parse_subsets(args.subset)
