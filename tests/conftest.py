@@ -15,6 +15,7 @@ from pytest_postgresql import factories
 
 from classifier.settings import PROJECT_ROOT, shared_dir
 from webapp import create_app
+from webapp.db import upgrade_database
 
 SHIPPED_MODELS = PROJECT_ROOT / "models"
 
@@ -38,10 +39,7 @@ def app(tmp_path_factory):
     database = tmp_path_factory.mktemp("db") / "nothotdog.sqlite"
     app = create_app({"TESTING": True, "MODELS_DIR": SHIPPED_MODELS,
                       "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}"})
-    with app.app_context():
-        from flask_migrate import upgrade
-
-        upgrade()
+    upgrade_database(app)  # the real migrations, as `flask db upgrade` runs them
     yield app
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 from tests import images
 from tests.conftest import SHIPPED_MODELS
 from webapp import create_app
-from webapp.db import Feedback, db
+from webapp.db import Feedback, db, upgrade_database
 
 HTTPS = "https://localhost"  # session cookies are Secure: the client must look like HTTPS
 # Over HTTPS, Flask-WTF also wants the Referer a browser sends for a same-site form.
@@ -27,10 +27,7 @@ def feedback_app(database_url, tmp_path):
     app = create_app({"TESTING": True, "MODELS_DIR": SHIPPED_MODELS,
                       "SQLALCHEMY_DATABASE_URI": database_url, "ADMIN_PASSWORD": PASSWORD,
                       "FEEDBACK_RATE_LIMIT": "5 per minute", "SECRET_KEY": "test secret"})
-    with app.app_context():
-        from flask_migrate import upgrade
-
-        upgrade()  # the real migrations, as `flask db upgrade` runs them
+    upgrade_database(app)  # the real migrations, as `flask db upgrade` runs them
     from webapp.feedback import limiter
 
     limiter.reset()  # one limiter per process: counts from other tests must not carry over

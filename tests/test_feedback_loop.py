@@ -51,7 +51,7 @@ def vertical_stripes(seed: int) -> bytes:
 def test_corrections_flow_into_the_next_version(tmp_path):
     require_shared("weights", "mobilenet_v2")
     from webapp import create_app
-    from webapp.db import Feedback, db
+    from webapp.db import Feedback, db, upgrade_database
 
     make_photos(tmp_path / "train", per_class=14, seed=1)
     models = tmp_path / "models"
@@ -61,10 +61,7 @@ def test_corrections_flow_into_the_next_version(tmp_path):
                 "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite'}",
                 "SECRET_KEY": "loop", "FEEDBACK_RATE_LIMIT": "1000 per minute"}
     app = create_app(settings)
-    with app.app_context():
-        from flask_migrate import upgrade
-
-        upgrade()
+    upgrade_database(app)  # the real migrations, as `flask db upgrade` runs them
     client = app.test_client()
     photos = [vertical_stripes(seed) for seed in range(8)]
     before = [client.post("/api/v1/classify", data=p, content_type="image/png").get_json()["results"][0]

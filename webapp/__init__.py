@@ -16,10 +16,8 @@ from classifier.settings import PROJECT_ROOT
 from webapp import admin, api, cli, errors, feedback, metrics, openapi, pages, present, security
 from webapp.classify import EXTENSION
 from webapp.config import Config
-from webapp.db import db, migrate
+from webapp.db import db, enable_migrations
 from webapp.uploads import InMemoryRequest
-
-MIGRATIONS = PROJECT_ROOT / "migrations"
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -51,7 +49,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions[EXTENSION] = registry
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS))
+    if os.environ.get("FLASK_RUN_FROM_CLI") == "true":  # set by the `flask` command
+        enable_migrations(app)
     csrf = CSRFProtect(app)
     feedback.limiter.init_app(app)
     Bootstrap5(app)
