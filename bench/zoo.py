@@ -45,7 +45,7 @@ def variant_timings() -> dict:
             measured[variant] = percentiles(
                 timed(lambda i, m=model, p=pixels: m.predict_pixels(p), REPEATS))
         fastest = min(measured, key=lambda v: measured[v]["p50_ms"])
-        picked = choose_variant(directory, files, "auto")["variant"]
+        picked = choose_variant(directory, files, "auto")[0]["variant"]
         rows[card["name"]] = {
             "p50_ms": {v: m["p50_ms"] for v, m in measured.items()}, "fastest": fastest,
             "picked_at_startup": picked,

@@ -6,23 +6,30 @@ loses on plain AVX2. `Model.from_directory` times each variant for a moment at l
 and serves the faster one (unless a setting names one), and says which and why in
 `Model.runtime`.
 
-A `Model` owns a small pool of interpreters. A LiteRT interpreter is not safe to
-use from two threads at once, so each call borrows one from the pool. The network
-itself contains its preprocessing (pixel scaling), so callers only hand over uint8
-RGB pixels from `classifier.intake`. Networks exported by `training.export` have a
-second output, the last feature map before pooling, which `classifier.explain`
-turns into a class-activation map; it is read only when asked for.
+A `Model` runs a `Network`: one `.tflite` file in a small pool of interpreters (a
+LiteRT interpreter is not safe to use from two threads at once, so each call
+borrows one). The network contains its preprocessing (pixel scaling), so callers
+only hand over uint8 RGB pixels from `classifier.intake`. Networks exported by
+`training.export` have a second output, the last feature map before pooling, which
+`classifier.explain` turns into a class-activation map; it is read only when asked
+for.
+
+Two models whose cards give the same feature-extractor fingerprint (a head trained
+on a frozen base, and that base's own ImageNet model) compute the same feature map.
+`ModelRegistry` then loads the network once: the second model is its own dense
+layer (`head.npz`) on the first one's feature map, which saves an interpreter's
+memory and, for `model=all`, a whole inference.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import queue
 import statistics
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +39,7 @@ from PIL import Image
 
 from classifier import card as model_card
 from classifier.digits import load_digit
+from classifier.explain import head_weights
 from classifier.intake import DEFAULT_MAX_PIXELS, fit_to_input, load_pixels
 
 log = logging.getLogger(__name__)
@@ -41,6 +49,8 @@ log = logging.getLogger(__name__)
 TIMING_RUNS = 5
 #: How much faster a later variant must be to be served instead of the first one.
 CLEARLY_FASTER = 0.10
+#: Variants whose feature map is the float network's, and so can be shared.
+FLOAT_VARIANTS = ("float16", "float32")
 
 
 @dataclass(frozen=True)
@@ -61,13 +71,45 @@ class Prediction:
                 "top": [{"label": name, "score": score} for name, score in top]}
 
 
+class Network:
+    """A `.tflite` file loaded into a pool of interpreters that calls borrow in turn."""
+
+    def __init__(self, path: str | Path, *, pool_size: int = 1, num_threads: int = 1,
+                 runners: Sequence[_Runner] = ()):
+        self.path = Path(path)
+        runners = [*runners, *(_Runner(self.path, num_threads)
+                               for _ in range(max(1, pool_size) - len(runners)))]
+        self._pool: queue.SimpleQueue[_Runner] = queue.SimpleQueue()
+        for runner in runners:
+            self._pool.put(runner)
+        first = runners[0]
+        self.input_size, self.channels = first.input_size, first.channels  # (width, height)
+        self.num_classes, self.has_features = first.num_classes, first.has_features
+        blank = np.zeros((self.input_size[1], self.input_size[0], self.channels), np.uint8)
+        for runner in runners:  # warm-up: the first invoke allocates and is slow
+            runner.run(blank)
+
+    def run(self, batch: Sequence[np.ndarray], *, features: bool = False
+            ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """(scores, feature map or None) for each image, on one borrowed interpreter."""
+        runner = self._pool.get()
+        try:
+            return [(runner.run(pixels), runner.features() if features else None)
+                    for pixels in batch]
+        finally:
+            self._pool.put(runner)
+
+
 class Model:
-    """One classifier: a `.tflite` file plus the class names it predicts."""
+    """One classifier: a network plus the class names it predicts. Its scores are the
+    network's own, or, with `head` (kernel, bias), a dense layer applied here to the
+    feature map of a network it shares with another model."""
 
     def __init__(self, tflite_path: str | Path, labels: Sequence[str], *,
                  name: str = "model", version: str = "0", card: dict | None = None,
                  runtime: dict | None = None, pool_size: int = 1, num_threads: int = 1,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, network: Network | None = None,
+                 head: tuple[np.ndarray, np.ndarray] | None = None):
         self.path = Path(tflite_path)
         self.labels = list(labels)
         self.name, self.version = name, version
@@ -75,54 +117,90 @@ class Model:
         self.runtime = runtime or {"file": self.path.name, "timings_ms": {},
                                    "reason": "the only file given"}
         self.max_pixels = max_pixels
-        content = self.path.read_bytes()  # read once, shared by every interpreter
-        self._pool: queue.SimpleQueue[_Runner] = queue.SimpleQueue()
-        runners = [_Runner(content, num_threads) for _ in range(max(1, pool_size))]
-        for runner in runners:
-            self._pool.put(runner)
-        first = runners[0]
-        self.input_size, self.channels = first.input_size, first.channels  # (width, height)
-        self.has_features = first.has_features
-        if first.num_classes != len(self.labels):
-            raise ValueError(f"{self.path} predicts {first.num_classes} classes but "
+        self.network = network or Network(self.path, pool_size=pool_size, num_threads=num_threads)
+        self.head = head
+        self.input_size, self.channels = self.network.input_size, self.network.channels
+        self.has_features = self.network.has_features
+        classes = head[0].shape[1] if head else self.network.num_classes
+        if classes != len(self.labels):
+            raise ValueError(f"{self.path} predicts {classes} classes but "
                              f"{len(self.labels)} labels were given")
-        for runner in runners:  # warm-up: the first invoke allocates and is slow
-            runner.run(self.blank_input())
 
     @classmethod
     def from_directory(cls, directory: str | Path, *, variant: str = "auto",
-                       num_threads: int = 1, **options) -> Model:
+                       num_threads: int = 1, pool_size: int = 1, **options) -> Model:
         """Load a model directory as written by `training.train`, serving the variant
         named by `variant`, or with "auto" the one that runs fastest here."""
         directory = Path(directory)
         card = model_card.load(directory)
-        runtime = choose_variant(directory, card["files"]["variants"], variant, num_threads)
-        model = cls(directory / runtime["file"], card["classes"], name=card["name"],
-                    version=card["version"], card=card, runtime=runtime,
-                    num_threads=num_threads, **options)
+        runtime, runner = choose_variant(directory, card["files"]["variants"], variant, num_threads)
+        path = directory / runtime["file"]
+        network = Network(path, pool_size=pool_size, num_threads=num_threads, runners=[runner])
+        model = cls(path, card["classes"], name=card["name"], version=card["version"], card=card,
+                    runtime=runtime, network=network, **options)
         log.info("model %s %s: serving %s (%s)", model.name, model.version,
                  runtime["file"], runtime["reason"])
         return model
+
+    @classmethod
+    def on_features_of(cls, lender: Model, directory: Path, card: dict) -> Model:
+        """The model in `directory` as its own dense head on `lender`'s network, whose
+        feature extractor is the same (see `lends_features_to`)."""
+        variant = lender.runtime["variant"]
+        runtime = {"variant": variant, "file": os.path.relpath(lender.network.path, directory),
+                   "timings_ms": {}, "features_of": lender.name,
+                   "reason": f"its feature extractor is {lender.name}'s (the same fingerprint in "
+                             f"both cards): its dense head runs on the feature map of "
+                             f"{lender.name}'s {variant} network, one interpreter for both"}
+        model = cls(directory / card["files"]["variants"][variant], card["classes"],
+                    name=card["name"], version=card["version"], card=card, runtime=runtime,
+                    network=lender.network, head=head_weights(directory / card["files"]["head"]),
+                    max_pixels=lender.max_pixels)
+        log.info("model %s %s: %s", model.name, model.version, runtime["reason"])
+        return model
+
+    def lends_features_to(self, card: dict) -> bool:
+        """Whether the model described by `card` can run on this model's network: the
+        same feature extractor, served here in a float variant that `card`'s model ships
+        too (an int8 network's feature map depends on its own calibration)."""
+        fingerprint = self.card.get("architecture", {}).get("feature_extractor")
+        return (self.head is None and self.has_features and fingerprint is not None
+                and fingerprint == card.get("architecture", {}).get("feature_extractor")
+                and self.runtime.get("variant") in FLOAT_VARIANTS
+                and self.runtime["variant"] in card["files"]["variants"] and "head" in card["files"])
 
     # -- inference ---------------------------------------------------------
 
     def predict_pixels(self, pixels: np.ndarray, *, features: bool = False) -> Prediction:
         """Classify one uint8 array shaped (height, width, 3) at the input size."""
-        with self._runner() as runner:
-            probabilities = runner.run(pixels)
-            feature_map = runner.features() if features else None
-        return self._prediction(probabilities, feature_map)
+        return self.predict_batch([pixels], features=features)[0]
 
     def predict_bytes(self, data: bytes, *, features: bool = False) -> Prediction:
         """Classify an encoded image (JPEG, PNG, ...); raises `intake.ImageError`."""
         return self.predict_pixels(self.load(data), features=features)
 
-    def predict_batch(self, images: Sequence[bytes | np.ndarray]) -> list[Prediction]:
+    def predict_batch(self, images: Sequence[bytes | np.ndarray], *, features: bool = False
+                      ) -> list[Prediction]:
         """Classify several images with one borrowed interpreter."""
         batch = [self.load(item) if isinstance(item, (bytes, bytearray)) else item
                  for item in images]
-        with self._runner() as runner:
-            return [self._prediction(runner.run(pixels)) for pixels in batch]
+        outputs = self.network.run(batch, features=features or self.head is not None)
+        return [self.prediction(*output, keep_features=features) for output in outputs]
+
+    def prediction(self, network_scores: np.ndarray, feature_map: np.ndarray | None, *,
+                   keep_features: bool = False) -> Prediction:
+        """This model's prediction from one run of its network (see `predict_together`)."""
+        if self.head is None:
+            probabilities = network_scores
+        else:
+            kernel, bias = self.head
+            logits = feature_map.mean(axis=(0, 1)) @ kernel + bias
+            probabilities = np.exp(logits - logits.max())
+            probabilities /= probabilities.sum()
+        scores = {label: round(float(p), 6) for label, p in zip(self.labels, probabilities, strict=True)}
+        top = sorted(scores.items(), key=lambda item: item[1], reverse=True)
+        return Prediction(label=top[0][0], scores=scores, top=top,
+                          features=feature_map if keep_features else None)
 
     @property
     def not_sure_below(self) -> float:
@@ -158,67 +236,82 @@ class Model:
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "title": self.card.get("title", self.name)}
 
-    # -- internals ---------------------------------------------------------
 
-    @contextmanager
-    def _runner(self) -> Iterator[_Runner]:
-        runner = self._pool.get()
-        try:
-            yield runner
-        finally:
-            self._pool.put(runner)
-
-    def _prediction(self, probabilities: np.ndarray, features: np.ndarray | None = None
-                    ) -> Prediction:
-        scores = {label: round(float(p), 6) for label, p in zip(self.labels, probabilities, strict=True)}
-        top = sorted(scores.items(), key=lambda item: item[1], reverse=True)
-        return Prediction(label=top[0][0], scores=scores, top=top, features=features)
+def predict_together(models: Sequence[Model], inputs: dict[str, np.ndarray], *,
+                     features: bool = False) -> dict[str, Prediction]:
+    """Each model's prediction on its input (by model name), running every network
+    once however many of the models read it."""
+    outputs = {}
+    for model in models:
+        network = model.network
+        if id(network) not in outputs:
+            readers = [m for m in models if m.network is network]
+            wants_features = features or any(m.head is not None for m in readers)
+            outputs[id(network)] = network.run([inputs[model.name]], features=wants_features)[0]
+    return {model.name: model.prediction(*outputs[id(model.network)], keep_features=features)
+            for model in models}
 
 
 def choose_variant(directory: Path, files: dict[str, str], wanted: str,
-                   num_threads: int = 1) -> dict:
+                   num_threads: int = 1) -> tuple[dict, _Runner]:
     """Which of a model's files to serve: `wanted` if the directory has it, else the
     fastest, timed here. Returns the `runtime` description (file, variant, timings_ms,
-    reason) that the startup log and /api/v1/models show."""
+    reason) that the startup log and /api/v1/models show, and an interpreter already
+    loaded with that file."""
     if wanted in files:
-        return {"variant": wanted, "file": files[wanted], "timings_ms": {},
-                "reason": f"the {wanted} variant was asked for by a setting"}
+        return ({"variant": wanted, "file": files[wanted], "timings_ms": {},
+                 "reason": f"the {wanted} variant was asked for by a setting"},
+                _Runner(directory / files[wanted], num_threads))
     if wanted != "auto":
         log.warning("%s has no %s variant (it has %s); choosing by speed instead",
                     directory.name, wanted, ", ".join(files))
-    timings = {name: _time_file(directory / file, num_threads) for name, file in files.items()}
-    # The first variant listed (the smallest) unless another is clearly faster: timings a
-    # few per cent apart are noise, and a choice that flips between restarts would make
-    # the same photo's scores differ from one run to the next.
-    chosen = next(iter(timings))
+    runners = {name: _Runner(directory / file, num_threads) for name, file in files.items()}
+    if len(runners) == 1:
+        (name, runner), = runners.items()
+        return ({"variant": name, "file": files[name], "timings_ms": {},
+                 "reason": "the only variant shipped (the model card says why)"}, runner)
+    timings = _median_times(runners)
+    # The first variant listed (the smallest file, which also takes the least memory)
+    # unless another is clearly faster: timings a few per cent apart are noise, and a
+    # choice that flips between restarts would make the same photo's scores differ from
+    # one run to the next.
+    first = chosen = next(iter(timings))
     for name, ms in timings.items():
         if ms < timings[chosen] / (1 + CLEARLY_FASTER):
             chosen = name
-    others = ", ".join(f"{name} {ms:.2f} ms" for name, ms in timings.items() if name != chosen)
-    reason = (f"fastest on this CPU: {chosen} {timings[chosen]:.2f} ms against {others}, "
-              "median of one-image runs timed at start-up") if others else (
-              "the only variant shipped (the model card says why)")
-    return {"variant": chosen, "file": files[chosen], "timings_ms": timings, "reason": reason}
+    measured = ", ".join(f"{name} {ms:.2f} ms" for name, ms in timings.items())
+    verdict = (f"{chosen} is more than {CLEARLY_FASTER:.0%} faster than {first}" if chosen != first
+               else f"none is more than {CLEARLY_FASTER:.0%} faster than {first}, the smallest")
+    reason = f"on this CPU {measured} (median of one-image runs timed at start-up): {verdict}"
+    return ({"variant": chosen, "file": files[chosen], "timings_ms": timings, "reason": reason},
+            runners[chosen])
 
 
-def _time_file(path: Path, num_threads: int) -> float:
-    runner = _Runner(path.read_bytes(), num_threads)
-    pixels = np.random.default_rng(0).integers(0, 256, (*runner.input_size[::-1], runner.channels),
+def _median_times(runners: dict[str, _Runner]) -> dict[str, float]:
+    """Median milliseconds of one inference per runner, taking turns between them so
+    that a change in the machine's speed meanwhile (another worker starting up) hits
+    every variant alike."""
+    first = next(iter(runners.values()))
+    pixels = np.random.default_rng(0).integers(0, 256, (*first.input_size[::-1], first.channels),
                                                 np.uint8)
-    runner.run(pixels)  # the first invoke allocates
-    timings = []
+    for runner in runners.values():
+        runner.run(pixels)  # the first invoke allocates
+    timings: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(TIMING_RUNS):
-        started = time.perf_counter()
-        runner.run(pixels)
-        timings.append((time.perf_counter() - started) * 1000)
-    return round(statistics.median(timings), 3)
+        for name, runner in runners.items():
+            started = time.perf_counter()
+            runner.run(pixels)
+            timings[name].append((time.perf_counter() - started) * 1000)
+    return {name: round(statistics.median(times), 3) for name, times in timings.items()}
 
 
 class _Runner:
     """One interpreter with its input/output conversions worked out once."""
 
-    def __init__(self, content: bytes, num_threads: int):
-        self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+    def __init__(self, path: Path, num_threads: int):
+        # From the path, LiteRT maps the file: its pages are shared by every
+        # interpreter and process instead of copied onto each heap.
+        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
         self.interpreter.allocate_tensors()
         (inp,) = self.interpreter.get_input_details()
         outputs = {len(out["shape"]): out for out in self.interpreter.get_output_details()}
@@ -283,6 +376,17 @@ def default_pool_size(threads: int) -> int:
     return max(1, min(threads, cores or 1))
 
 
+def release_free_memory() -> None:
+    """Hand the heap that loading freed (the interpreters of the variants not chosen)
+    back to the system. glibc keeps freed memory for reuse, and what start-up freed is
+    otherwise counted in the worker's memory for its whole life."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to do
+        return
+    libc.malloc_trim(0)
+
+
 class ModelRegistry:
     """Every model directory under one folder, by name."""
 
@@ -294,10 +398,14 @@ class ModelRegistry:
     @classmethod
     def from_folder(cls, folder: str | Path, default: str, **options) -> ModelRegistry:
         folder = Path(folder)
-        models = {}
+        models: dict[str, Model] = {}
         for directory in sorted(p for p in folder.iterdir() if model_card.exists(p)):
-            model = Model.from_directory(directory, **options)
+            card = model_card.load(directory)
+            lender = next((m for m in models.values() if m.lends_features_to(card)), None)
+            model = (Model.on_features_of(lender, directory, card) if lender
+                     else Model.from_directory(directory, **options))
             models[model.name] = model
+        release_free_memory()
         return cls(models, default)
 
     def get(self, name: str | None) -> Model:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import threading
 
 import numpy as np
@@ -90,7 +92,7 @@ def test_the_faster_variant_is_served_and_says_why(two_files):
     assert runtime["variant"] == expected and runtime["file"] == files[expected]
     assert timings[runtime["variant"]] <= 1.1 * min(timings.values())
     assert two_files.path.name == runtime["file"]
-    assert "fastest on this CPU" in runtime["reason"]
+    assert "timed at start-up" in runtime["reason"] and expected in runtime["reason"]
 
 
 def test_a_setting_can_force_a_variant(two_files):
@@ -137,3 +139,52 @@ def test_blank_input_matches_the_input_size(model):
     blank = model.blank_input()
     assert blank.shape == (model.input_size[1], model.input_size[0], 3) and not blank.any()
     assert np.isclose(sum(model.predict_pixels(blank).scores.values()), 1.0, atol=0.02)
+
+
+def copy_models(names, folder):
+    for name in names:
+        shutil.copytree(SHIPPED_MODELS / name, folder / name)
+    return folder
+
+
+def test_models_with_one_feature_extractor_share_its_network(tmp_path):
+    """phototype is a probe on imagenet's frozen base: one network serves both, and a
+    photo's answers through it are those of the model's own file."""
+    registry = ModelRegistry.from_folder(copy_models(["imagenet", "phototype"], tmp_path), "imagenet")
+    imagenet, phototype = registry.get("imagenet"), registry.get("phototype")
+    assert phototype.network is imagenet.network and phototype.head is not None
+    assert phototype.runtime["features_of"] == "imagenet"
+    own = Model.from_directory(tmp_path / "phototype")
+    pixels = own.load(images.jpeg(640, 480, seed=5))
+    shared, alone = phototype.predict_pixels(pixels, features=True), own.predict_pixels(pixels)
+    assert shared.label == alone.label
+    assert all(abs(shared.scores[c] - alone.scores[c]) < 2e-3 for c in own.labels)
+    assert shared.features.shape == tuple(phototype.card["architecture"]["feature_map"])
+
+
+def test_no_sharing_with_another_feature_extractor(tmp_path):
+    folder = copy_models(["imagenet", "phototype"], tmp_path)
+    card_file = folder / "phototype" / "model_card.json"
+    card = json.loads(card_file.read_text())
+    card["architecture"]["feature_extractor"] = "sha256:" + "0" * 64
+    card_file.write_text(json.dumps(card))
+    registry = ModelRegistry.from_folder(folder, "imagenet")
+    assert registry.get("phototype").network is not registry.get("imagenet").network
+    assert registry.get("phototype").head is None
+
+
+def test_an_int8_network_lends_no_features(tmp_path):
+    """An int8 network's feature map depends on its own calibration: a model with the
+    same fingerprint still gets its own network. (The pizza model, loaded first under
+    another folder name and made to claim imagenet's feature extractor, serves int8.)"""
+    shutil.copytree(SHIPPED_MODELS / "pizza", tmp_path / "a_pizza")
+    copy_models(["imagenet"], tmp_path)
+    card_file = tmp_path / "a_pizza" / "model_card.json"
+    card = json.loads(card_file.read_text())
+    imagenet_card = json.loads((tmp_path / "imagenet" / "model_card.json").read_text())
+    card["architecture"]["feature_extractor"] = imagenet_card["architecture"]["feature_extractor"]
+    card_file.write_text(json.dumps(card))
+    registry = ModelRegistry.from_folder(tmp_path, "imagenet", variant="int8")
+    assert registry.get("pizza").runtime["variant"] == "int8"
+    assert registry.get("imagenet").network is not registry.get("pizza").network
+    assert registry.get("imagenet").head is None

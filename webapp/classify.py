@@ -11,7 +11,7 @@ import numpy as np
 from flask import current_app, request
 from PIL import Image
 
-from classifier.engine import Model, ModelRegistry, Prediction
+from classifier.engine import Model, ModelRegistry, Prediction, predict_together
 from classifier.explain import explanation
 from classifier.intake import ImageError, decode_image, draft_size
 from webapp import metrics, tokens
@@ -119,8 +119,7 @@ def predict_all(models: list[Model], data: bytes, explain: bool = False
         image = decode_image(data, max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
                              draft_size=draft_size(largest))
         inputs = {model.name: model.prepare(image) for model in models}
-    predictions = {model.name: model.predict_pixels(inputs[model.name], features=explain)
-                   for model in models}
+    predictions = predict_together(models, inputs, features=explain)
     for name, prediction in predictions.items():
         metrics.predicted(name, prediction.label)
     return predictions, inputs
