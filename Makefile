@@ -12,7 +12,11 @@ FOOD_SUBSET = food=dtu_hotdog_*,dtu_chilidog_*,dtu_frankfurter_*,dtu_food_*
 # phase 2, the fine-tune of the base's top blocks (docs/hotdog-journal.md has why).
 HOTDOG_RECIPE = --base mobilenet_v2 --fine-tune-blocks 16 --fine-tune-epochs 12 --mixup 0.2
 PIZZA_RECIPE = --base efficientnet_lite0 --fine-tune-blocks 11 --fine-tune-epochs 8 --mixup 0.2
-PHOTOTYPE_RECIPE = --base efficientnet_lite0 --fine-tune-blocks 11 --fine-tune-epochs 8 --mixup 0.2
+# The photo-type model stays a linear probe: fine-tuning 11 blocks scored lower (96.3 %
+# against 96.6 % on its test photos, the same 95 % on uploads) and took 3x as long, and
+# a frozen base is the ImageNet model's own feature extractor, so the server runs both
+# on one network (classifier.engine).
+PHOTOTYPE_RECIPE = --base efficientnet_lite0 --fine-tune-blocks 0
 
 .PHONY: run test models model-hotdog model-pizza model-phototype model-imagenet model-digits evaluate browser postgres
 
@@ -80,7 +84,7 @@ model-pizza: $(VENV)/.dev
 	    --description "Tells whether a photo shows a pizza (pizza) or any other dish (not_pizza)." \
 	    --test-dir $(PIZZA)/test $(PIZZA_RECIPE)
 
-## model-phototype: what a review-site upload shows (EfficientNet-Lite0, about 13 min)
+## model-phototype: what a review-site upload shows (EfficientNet-Lite0, about 4 min)
 # phototype/ has the menus, venues and real uploads; the hot dog set's dtu_* photos add
 # food, rooms and furniture (ambience), people and pets, by their file-name prefix.
 model-phototype: $(VENV)/.dev

@@ -34,6 +34,22 @@ def with_feature_map(model: tf.keras.Model) -> tf.keras.Model:
                        name=model.name)
 
 
+def feature_extractor_fingerprint(model: tf.keras.Model, feature_layer: str = FEATURES_LAYER) -> str:
+    """SHA-256 of everything that makes `model`'s feature map: its input size and the
+    weights of every layer up to `feature_layer`, in order. Two models with the same
+    fingerprint compute the same feature map from the same pixels, so the server can
+    run that part once for both (`classifier.engine.ModelRegistry`)."""
+    import hashlib
+
+    import keras
+
+    extractor = keras.Model(model.inputs, model.get_layer(feature_layer).output)
+    digest = hashlib.sha256(repr(tuple(extractor.input_shape)).encode())
+    for weights in extractor.get_weights():
+        digest.update(np.ascontiguousarray(weights, dtype=np.float32).tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
 def to_tflite(model: tf.keras.Model, variant: str,
               calibration_pixels: np.ndarray | None = None) -> bytes:
     """Convert `model` to a TFLite flatbuffer. `calibration_pixels` (uint8,

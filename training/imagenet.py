@@ -193,7 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "preprocessing": base.preprocessing},
         "architecture": {"summary": f"{base.title} with its ImageNet head (global average "
                                     "pooling, dense, softmax over 1000 classes); no retraining",
-                         "feature_map": list(network.outputs[1].shape[1:])},
+                         "feature_map": list(network.outputs[1].shape[1:]),
+                         "feature_extractor": export.feature_extractor_fingerprint(
+                             network, FEATURE_LAYER[args.base])},
         "base_weights": {"base": base.name, "source": Path(FULL_WEIGHTS[args.base]).name,
                          "attribution": base.attribution},
         "training": {"data": {"calibration": dataset.counts(chosen, ["photo"])},
