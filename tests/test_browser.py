@@ -55,9 +55,29 @@ def serve(app):
     return httpd, f"http://127.0.0.1:{port}"
 
 
+class ReceivedUploads:
+    """WSGI middleware keeping the body of every classify request as the server got it:
+    what the page really sent (DevTools leaves some uploads' bodies out)."""
+
+    def __init__(self, app):
+        self.app, self.bodies = app, []
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/api/v1/classify" and environ["REQUEST_METHOD"] == "POST":
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            self.bodies.append(body)
+            environ["wsgi.input"] = io.BytesIO(body)
+        return self.app(environ, start_response)
+
+
 @pytest.fixture(scope="module")
-def server(app):
-    httpd, base = serve(app)
+def uploads(app):
+    return ReceivedUploads(app)
+
+
+@pytest.fixture(scope="module")
+def server(uploads):
+    httpd, base = serve(uploads)
     yield base
     httpd.shutdown()
 
@@ -486,34 +506,30 @@ def twelve_megapixels(seed=0, source=None) -> bytes:
     return buffer.getvalue()
 
 
-def answered_request_size(page, path) -> int:
+def answered_request_size(page, path, uploads: ReceivedUploads) -> int:
     """Bytes of the request that carried the photo chosen, once it is answered."""
-    sizes = []
-    page.on("request", lambda r: sizes.append(len(r.post_data_buffer or b""))
-            if "/api/v1/classify" in r.url else None)
     count = page.locator("#results .answer").count()
     page.set_input_files("#image-input", str(path))
     wait_until(page, f"document.querySelectorAll('#results .answer').length > {count}", 60)
-    return sizes[-1]
+    return len(uploads.bodies[-1])
 
 
-def test_a_12_megapixel_photo_is_shrunk_before_it_is_sent(context, server, tmp_path):
+def test_a_12_megapixel_photo_is_shrunk_before_it_is_sent(context, server, uploads, tmp_path):
     """(How much sooner the answer comes is measured by bench/upload.py.)"""
     page = page_of(context)
     page.goto(server + "/")
     big = photo_file(tmp_path, "phone.jpg", twelve_megapixels())
-    sent = answered_request_size(page, big)
-    assert sent <= 0.05 * big.stat().st_size, (sent, big.stat().st_size)
+    sent = answered_request_size(page, big, uploads)
+    assert 1000 < sent <= 0.05 * big.stat().st_size, (sent, big.stat().st_size)
     note = page.locator("#results .sent-note").first.inner_text()
     assert "instead of" in note and "MB" in note
     # A small photo goes as it is, and so does a big one with the switch for comparisons
-    # off: the file itself is sent (DevTools shows no body for a file read from disk, so
-    # the page's own note, which says "instead of" only when it sent a smaller copy, tells).
+    # off: the file itself is sent.
     small = photo_file(tmp_path, "small.jpg", images.jpeg(512, 384))
-    answered_request_size(page, small)
+    assert answered_request_size(page, small, uploads) > small.stat().st_size
     assert "instead of" not in page.locator("#results .sent-note").first.inner_text()
     page.goto(server + "/?shrink=off")
-    answered_request_size(page, big)
+    assert answered_request_size(page, big, uploads) > big.stat().st_size
     assert "instead of" not in page.locator("#results .sent-note").first.inner_text()
 
 
@@ -545,13 +561,13 @@ def test_shrunk_photos_get_the_servers_verdicts(context, server, tmp_path):
         page.click("#clear-results")
     print("\nagreement with the server on the originals:", agree)
     # ImageNet's top-1 among 1000 classes, on food photos whose best two classes are often
-    # close (hotdog / cheeseburger / plate...), flips with the resampling itself: 93 of
+    # close (hotdog / cheeseburger / plate...), flips with the resampling itself: 96 of
     # 100 measured, below the 98 asked; that floor guards the measured level.
-    floors = {name: 98 for name in PHOTO_MODELS} | {"imagenet": 90}
+    floors = {name: 98 for name in PHOTO_MODELS} | {"imagenet": 94}
     assert all(agree[name] >= floors[name] for name in PHOTO_MODELS), agree
 
 
-def test_an_exif_rotated_phone_photo_stays_upright(context, server, tmp_path):
+def test_an_exif_rotated_phone_photo_stays_upright(context, server, uploads, tmp_path):
     # Stored sideways (3000 wide, 4000 tall as shot) with a red mark at the top left as
     # the photo should be seen; EXIF orientation 6 says "rotate 90 degrees to view".
     upright = np.full((4000, 3000, 3), 200, np.uint8)
@@ -561,14 +577,11 @@ def test_an_exif_rotated_phone_photo_stays_upright(context, server, tmp_path):
     exif[0x0112] = 6
     buffer = io.BytesIO()
     stored.save(buffer, "JPEG", quality=90, exif=exif)
-    sent = []
     page = page_of(context)
-    page.on("request", lambda r: sent.append(r.post_data_buffer)
-            if "/api/v1/classify" in r.url else None)
     page.goto(server + "/")
     page.set_input_files("#image-input", str(photo_file(tmp_path, "rotated.jpg", buffer.getvalue())))
     first_answer(page)
-    body = sent[-1]
+    body = uploads.bodies[-1]
     start = body.index(b"\xff\xd8")
     received = Image.open(io.BytesIO(body[start:body.rindex(b"\xff\xd9") + 2]))
     assert received.width < received.height  # portrait, as the person saw it

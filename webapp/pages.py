@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, request, send_from_directory
 
-from classifier.intake import ImageError
+from classifier.intake import ImageError, draft_size
 from webapp import present
 from webapp.classify import (
     ALL_MODELS,
@@ -29,6 +29,14 @@ def choices() -> list[dict]:
              "description": reg.get(n).card["description"]} for n in names]
 
 
+def decode_floor() -> int:
+    """The shortest side the server decodes a JPEG at for the largest photo model
+    (`classifier.intake.draft_size`): the page shrinks big photos to that scale."""
+    reg = registry()
+    return max((min(draft_size(model.input_size)) for model in map(reg.get, reg.names())
+                if not model.reads_digits), default=0)
+
+
 def render_index(status: int = 200, error_code: str | None = None):
     chosen = request.values.get("model") or registry().default
     if chosen != ALL_MODELS and chosen not in registry().names():
@@ -36,7 +44,7 @@ def render_index(status: int = 200, error_code: str | None = None):
     messages = {code: present.for_people(code) for code in present.PEOPLE_MESSAGES}
     messages["unknown"] = present.GENERIC_MESSAGE
     return render_template("index.html", choices=choices(), chosen=chosen,
-                           all_models=ALL_MODELS, messages=messages,
+                           all_models=ALL_MODELS, messages=messages, decode_floor=decode_floor(),
                            error=error_code and present.for_people(error_code)), status
 
 

@@ -15,11 +15,17 @@
   const MODEL_KEY = "nothotdog.model";
   const HISTORY_KEY = "nothotdog.history";
   const HISTORY_SIZE = 24;
-  // Photos are shrunk to this long side before upload: four times the largest network
-  // input (260 px), so the server's own resize still starts from plenty of pixels; JPEG
-  // at 0.9 keeps the verdicts of the original (README, "Phone photos").
-  const SHRINK_TO = 1040;
-  const JPEG_QUALITY = 0.9;
+  // A photo larger than BIG_PHOTO on its long side (four times the largest network
+  // input of any base, 260 px) is shrunk before upload to the size the server would
+  // decode the original at anyway: its JPEG decoder scales by 1/2, 1/4 or 1/8 while both
+  // sides stay at least DECODE_FLOOR pixels (set by the page from the largest network
+  // input). The server then resizes from the same number of pixels either way; at JPEG
+  // quality 0.95 the verdicts stay those of the original (tests/test_browser.py,
+  // bench/upload.py). Smaller photos are small files: they go as they are.
+  const BIG_PHOTO = 1040;
+  const DECODE_FLOOR = Number(form.dataset.decodeFloor) || 224;
+  const DCT_SCALES = [8, 4, 2];
+  const JPEG_QUALITY = 0.95;
   const LIVE_INTERVAL_MS = 1000;
   const shrinking = new URLSearchParams(window.location.search).get("shrink") !== "off";
 
@@ -106,7 +112,7 @@
   // -- shrinking big photos before they are sent -------------------------------------
 
   // Resolves with what to send: the photo itself, or for a big one that this browser
-  // can decode, a JPEG of at most SHRINK_TO pixels on the long side, upright (EXIF
+  // can decode, a JPEG at the server's decoding scale (see DECODE_FLOOR), upright (EXIF
   // orientation applied here, once). HEIC and other formats the browser cannot
   // decode go as they are; the server reads them.
   async function prepare(file) {
@@ -118,11 +124,11 @@
     } catch (cannotDecode) {
       return plan;
     }
-    const scale = SHRINK_TO / Math.max(bitmap.width, bitmap.height);
-    if (shrinking && scale < 1) {
+    const divisor = decodeScale(bitmap.width, bitmap.height);
+    if (shrinking && Math.max(bitmap.width, bitmap.height) > BIG_PHOTO && divisor > 1) {
       const canvas = document.createElement("canvas");
-      canvas.width = Math.round(bitmap.width * scale);
-      canvas.height = Math.round(bitmap.height * scale);
+      canvas.width = Math.ceil(bitmap.width / divisor);
+      canvas.height = Math.ceil(bitmap.height / divisor);
       const context = canvas.getContext("2d");
       context.imageSmoothingQuality = "high";
       context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
@@ -138,6 +144,12 @@
     }
     bitmap.close();
     return plan;
+  }
+
+  // The largest of the JPEG decoder's reductions that keeps both sides >= DECODE_FLOOR.
+  function decodeScale(width, height) {
+    const room = Math.min(width, height) / DECODE_FLOOR;
+    return DCT_SCALES.find(function (scale) { return scale <= room; }) || 1;
   }
 
   function thumbnail(source) {
