@@ -44,10 +44,12 @@ from classifier.intake import DEFAULT_MAX_PIXELS, fit_to_input, load_pixels
 
 log = logging.getLogger(__name__)
 
-#: Timed invocations per variant at load, after one warm-up: enough to tell a 1.3x
-#: difference apart, short enough to keep start-up well under a second.
-TIMING_RUNS = 5
-#: How much faster a later variant must be to be served instead of the first one.
+#: Timed invocations per variant at load, after one warm-up, taken in turns: enough
+#: to tell a 10 % difference apart, short enough to keep start-up well under a second.
+TIMING_RUNS = 7
+#: How much faster a later variant must be to be served instead of the first one
+#: (the smallest file, and the least memory: a float16 file costs a worker about twice
+#: its int8 twin's memory, as LiteRT unpacks it to float32).
 CLEARLY_FASTER = 0.10
 #: Variants whose feature map is the float network's, and so can be shared.
 FLOAT_VARIANTS = ("float16", "float32")
