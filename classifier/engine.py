@@ -4,7 +4,8 @@ A model directory ships its network in several variants (int8 and float16), beca
 which is faster depends on the CPU: int8 wins where the CPU has VNNI instructions and
 loses on plain AVX2. `Model.from_directory` times each variant for a moment at load
 and serves the faster one (unless a setting names one), and says which and why in
-`Model.runtime`.
+`Model.runtime`; `classifier.variant_memory` keeps that verdict for later starts on
+the same CPU.
 
 A `Model` runs a `Network`: one `.tflite` file in a small pool of interpreters (a
 LiteRT interpreter is not safe to use from two threads at once, so each call
@@ -41,6 +42,7 @@ from classifier import card as model_card
 from classifier.digits import load_digit
 from classifier.explain import head_weights
 from classifier.intake import DEFAULT_MAX_PIXELS, fit_to_input, load_pixels
+from classifier.variant_memory import VariantMemory
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +132,15 @@ class Model:
 
     @classmethod
     def from_directory(cls, directory: str | Path, *, variant: str = "auto",
-                       num_threads: int = 1, pool_size: int = 1, **options) -> Model:
+                       num_threads: int = 1, pool_size: int = 1,
+                       memory: VariantMemory | None = None, **options) -> Model:
         """Load a model directory as written by `training.train`, serving the variant
-        named by `variant`, or with "auto" the one that runs fastest here."""
+        named by `variant`, or with "auto" the one that runs fastest here (as
+        remembered in `memory`, if given, from an earlier start on this CPU)."""
         directory = Path(directory)
         card = model_card.load(directory)
-        runtime, runner = choose_variant(directory, card["files"]["variants"], variant, num_threads)
+        runtime, runner = choose_variant(directory, card["files"]["variants"], variant,
+                                         num_threads, memory)
         path = directory / runtime["file"]
         network = Network(path, pool_size=pool_size, num_threads=num_threads, runners=[runner])
         model = cls(path, card["classes"], name=card["name"], version=card["version"], card=card,
@@ -255,11 +260,13 @@ def predict_together(models: Sequence[Model], inputs: dict[str, np.ndarray], *,
 
 
 def choose_variant(directory: Path, files: dict[str, str], wanted: str,
-                   num_threads: int = 1) -> tuple[dict, _Runner]:
+                   num_threads: int = 1, memory: VariantMemory | None = None
+                   ) -> tuple[dict, _Runner]:
     """Which of a model's files to serve: `wanted` if the directory has it, else the
-    fastest, timed here. Returns the `runtime` description (file, variant, timings_ms,
-    reason) that the startup log and /api/v1/models show, and an interpreter already
-    loaded with that file."""
+    fastest, timed here (or remembered in `memory` from an earlier start on this CPU).
+    Returns the `runtime` description (file, variant, timings_ms, reason) that the
+    startup log and /api/v1/models show, and an interpreter already loaded with that
+    file."""
     if wanted in files:
         return ({"variant": wanted, "file": files[wanted], "timings_ms": {},
                  "reason": f"the {wanted} variant was asked for by a setting"},
@@ -267,11 +274,25 @@ def choose_variant(directory: Path, files: dict[str, str], wanted: str,
     if wanted != "auto":
         log.warning("%s has no %s variant (it has %s); choosing by speed instead",
                     directory.name, wanted, ", ".join(files))
+    if len(files) == 1:
+        (name, file), = files.items()
+        return ({"variant": name, "file": file, "timings_ms": {},
+                 "reason": "the only variant shipped (the model card says why)"},
+                _Runner(directory / file, num_threads))
+    if memory is None:
+        return _fastest(directory, files, num_threads)
+    with memory.locked():  # workers starting together: one measures, the others read
+        runtime = memory.recall(directory, files)
+        if runtime is not None:
+            return runtime, _Runner(directory / runtime["file"], num_threads)
+        runtime, runner = _fastest(directory, files, num_threads)
+        memory.remember(directory, files, runtime)
+        return runtime, runner
+
+
+def _fastest(directory: Path, files: dict[str, str], num_threads: int) -> tuple[dict, _Runner]:
+    """Time every variant here; the runtime description and the chosen interpreter."""
     runners = {name: _Runner(directory / file, num_threads) for name, file in files.items()}
-    if len(runners) == 1:
-        (name, runner), = runners.items()
-        return ({"variant": name, "file": files[name], "timings_ms": {},
-                 "reason": "the only variant shipped (the model card says why)"}, runner)
     timings = _median_times(runners)
     # The first variant listed (the smallest file, which also takes the least memory)
     # unless another is clearly faster: timings a few per cent apart are noise, and a

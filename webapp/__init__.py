@@ -13,6 +13,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from classifier.engine import ModelRegistry, default_pool_size
 from classifier.settings import PROJECT_ROOT
+from classifier.variant_memory import VariantMemory
 from webapp import admin, api, cli, errors, feedback, metrics, openapi, pages, present, security
 from webapp.classify import EXTENSION
 from webapp.config import Config
@@ -45,7 +46,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         pool_size=(app.config["INTERPRETERS_PER_MODEL"]
                    or default_pool_size(app.config["WORKER_THREADS"])),
         num_threads=app.config["INFERENCE_THREADS"], variant=app.config["MODEL_VARIANT"],
-        max_pixels=app.config["MAX_IMAGE_PIXELS"])
+        max_pixels=app.config["MAX_IMAGE_PIXELS"],
+        memory=VariantMemory(instance / "variant-choices.json") if app.config["REMEMBER_VARIANTS"]
+        else None)
     app.extensions[EXTENSION] = registry
 
     db.init_app(app)

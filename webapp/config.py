@@ -40,6 +40,10 @@ class Config:
     #: Which file of each model to serve: "auto" times the variants at start-up and
     #: serves the faster; "int8" or "float16" forces one.
     MODEL_VARIANT = os.environ.get("NOTHOTDOG_MODEL_VARIANT", "auto")
+    #: With "auto", keep the timings in the instance folder (variant-choices.json) and
+    #: serve what the first start on this CPU measured instead of timing at every start
+    #: (faster start-ups, the same variant after a restart); "0" times at every start.
+    REMEMBER_VARIANTS = os.environ.get("NOTHOTDOG_REMEMBER_VARIANTS", "1") != "0"
     #: Threads inside one inference; 1 lets worker processes use the cores in parallel.
     INFERENCE_THREADS = _int("NOTHOTDOG_INFERENCE_THREADS", 1)
     # A form has one field per photo plus the model name; more parts is not our page.
