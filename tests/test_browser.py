@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 from werkzeug.serving import make_server
 
+from classifier.intake import decode_image, draft_size
 from tests import images
 from tests.conftest import SHIPPED_MODELS, require_shared
 from tests.servers import free_port
@@ -533,6 +534,42 @@ def test_a_12_megapixel_photo_is_shrunk_before_it_is_sent(context, server, uploa
     assert "instead of" not in page.locator("#results .sent-note").first.inner_text()
 
 
+def received_jpeg(uploads: ReceivedUploads) -> Image.Image:
+    """The JPEG in the last request's multipart body."""
+    body = uploads.bodies[-1]
+    start = body.index(b"\xff\xd8")
+    return Image.open(io.BytesIO(body[start:body.rindex(b"\xff\xd9") + 2]))
+
+
+@pytest.mark.parametrize("webcodecs", [True, False], ids=["webcodecs", "without-webcodecs"])
+def test_a_big_jpeg_is_sent_as_the_server_would_decode_it(context, server, uploads, tmp_path,
+                                                          webcodecs):
+    """With WebCodecs (Chromium), the page decodes a big JPEG at the server's DCT scale,
+    so it sends the server's own pixels, JPEG-encoded; without it a full decode and a
+    canvas resize still shrink the photo, less faithfully. (A smooth photo: noise would
+    hide the difference behind the encoding's.)"""
+    small = Image.fromarray(images.photo_array(400, 300, seed=3))
+    smooth = small.resize((4000, 3000), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    smooth.save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue()
+    page = page_of(context)
+    if not webcodecs:
+        page.add_init_script("delete window.ImageDecoder;")
+    page.goto(server + "/")
+    answered_request_size(page, photo_file(tmp_path, "phone.jpg", data), uploads)
+    received = np.asarray(received_jpeg(uploads).convert("RGB"), np.float32)
+    # What the server decodes the original at, through the same JPEG encoding at 0.95.
+    buffer = io.BytesIO()
+    decode_image(data, draft_size=draft_size((224, 224))).save(buffer, "JPEG", quality=95)
+    expected = np.asarray(Image.open(buffer).convert("RGB"), np.float32)
+    assert received.shape == expected.shape == (375, 500, 3)
+    difference = float(np.abs(received - expected).mean())
+    # Measured: 0.000 with WebCodecs (libjpeg-turbo's scaled decoding in both, and the
+    # same encoder), 1.43 grey levels through a full decode and the canvas's resampling.
+    assert difference < (0.1 if webcodecs else 4), difference
+
+
 def test_shrunk_photos_get_the_servers_verdicts(context, server, tmp_path):
     """100 test photos, blown up to 12 MP: the page's answer (shrunk in the browser)
     against the server's on the original file, for every photo model."""
@@ -560,11 +597,10 @@ def test_shrunk_photos_get_the_servers_verdicts(context, server, tmp_path):
             agree[name] += shown[name] == reference["results"][0]["models"][name]["label"]
         page.click("#clear-results")
     print("\nagreement with the server on the originals:", agree)
-    # ImageNet's top-1 among 1000 classes, on food photos whose best two classes are often
-    # close (hotdog / cheeseburger / plate...), flips with the resampling itself: 96 of
-    # 100 measured, below the 98 asked; that floor guards the measured level.
-    floors = {name: 98 for name in PHOTO_MODELS} | {"imagenet": 94}
-    assert all(agree[name] >= floors[name] for name in PHOTO_MODELS), agree
+    # 98 of 100 for every model (the bar). ImageNet's top-1 among 1000 classes is the
+    # tightest: 98 measured on these photos, its closest calls flipping with the JPEG
+    # re-encoding of the shrunk photo itself.
+    assert min(agree.values()) >= 98, agree
 
 
 def test_an_exif_rotated_phone_photo_stays_upright(context, server, uploads, tmp_path):
@@ -581,9 +617,7 @@ def test_an_exif_rotated_phone_photo_stays_upright(context, server, uploads, tmp
     page.goto(server + "/")
     page.set_input_files("#image-input", str(photo_file(tmp_path, "rotated.jpg", buffer.getvalue())))
     first_answer(page)
-    body = uploads.bodies[-1]
-    start = body.index(b"\xff\xd8")
-    received = Image.open(io.BytesIO(body[start:body.rindex(b"\xff\xd9") + 2]))
+    received = received_jpeg(uploads)
     assert received.width < received.height  # portrait, as the person saw it
     pixels = np.asarray(received.convert("RGB"))
     assert pixels[20, 20, 0] > 180 and pixels[20, 20, 1] < 80  # the mark is at the top left
