@@ -101,7 +101,7 @@ def main() -> None:
 def to_markdown(result: dict) -> str:
     local, ray = result["local"], result["ray"]
     return "\n".join([
-        f"CPU: {result['cpu']}; {result['cores']} cores; {result['photos']} photos of ../shared/datasets; "
+        f"{result['cores']} cores; {result['photos']} photos of ../shared/datasets; "
         f"model {result['model']} ({result['variant']})", "",
         f"- single thread, decode and classify: {result['single_thread_ms_per_photo']:.2f} ms a photo; "
         f"ceiling **{result['ceiling_photos_per_s']:.1f} photos/s**",

@@ -50,7 +50,9 @@ def report(name: str, result: dict, to_markdown: Callable[[dict], str]) -> str:
     result = {"benchmark": name, "machine": machine(),
               "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"), **result}
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    text = f"### {name}\n\n{to_markdown(result)}\n"
+    # Every table names the machine and the day: figures only mean something next to them.
+    text = (f"### {name}\n\nMachine: {result['machine']}; measured {result['measured_at']}\n\n"
+            f"{to_markdown(result)}\n")
     (RESULTS / f"{name}.md").write_text(text)
     print(text)
     return text

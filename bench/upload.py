@@ -80,7 +80,7 @@ def main() -> None:
 
 def to_markdown(result: dict) -> str:
     return "\n".join([
-        f"CPU: {result['cpu']}; Debian's Chromium, headless, on the same machine as the server", "",
+        "Debian's Chromium, headless, on the same machine as the server", "",
         f"- 12 MP JPEG of {result['file_bytes'] / 1e6:.1f} MB: sent **{result['sent_bytes'] / 1e3:.0f} KB "
         f"= {100 * result['sent_share']:.1f} %** of the file (target <= 5 %)",
         f"- choosing to verdict, best of {ROUNDS}: 512-px photo {result['seconds_512px']:.2f} s, 12 MP "

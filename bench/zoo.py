@@ -197,8 +197,7 @@ def explain_cost() -> dict:
 
 
 def to_markdown(result: dict) -> str:
-    lines = [f"CPU: {result['cpu']}", "",
-             "| model | int8 p50 | float16 p50 | fastest | picked at start-up | network | served p50 "
+    lines = ["| model | int8 p50 | float16 p50 | fastest | picked at start-up | network | served p50 "
              "| served / fastest |",
              "|---|---:|---:|---|---|---|---:|---:|"]
     for name, row in result["variants"].items():
