@@ -26,7 +26,10 @@ LABELS = ["hotdog", "not_hotdog"]
 interpreter = Interpreter(model_path=MODEL_PATH)
 interpreter.allocate_tensors()
 input_index = interpreter.get_input_details()[0]["index"]
-output_index = interpreter.get_output_details()[0]["index"]
+# Our exported networks also output their last feature map (for explanations): the
+# scores are the 2-D output.
+output_index = next(out["index"] for out in interpreter.get_output_details()
+                    if len(out["shape"]) == 2)
 lock = threading.Lock()  # one interpreter cannot run two requests at once
 app = Flask(__name__)
 
