@@ -27,7 +27,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import queue
 import statistics
 import time
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ from PIL import Image
 from classifier import card as model_card
 from classifier.digits import load_digit
 from classifier.explain import head_weights
+from classifier.fair_pool import FairPool
 from classifier.intake import DEFAULT_MAX_PIXELS, fit_to_input, load_pixels
 from classifier.variant_memory import VariantMemory
 
@@ -83,9 +83,7 @@ class Network:
         self.path = Path(path)
         runners = [*runners, *(_Runner(self.path, num_threads)
                                for _ in range(max(1, pool_size) - len(runners)))]
-        self._pool: queue.SimpleQueue[_Runner] = queue.SimpleQueue()
-        for runner in runners:
-            self._pool.put(runner)
+        self._pool = FairPool(runners)
         first = runners[0]
         self.input_size, self.channels = first.input_size, first.channels  # (width, height)
         self.num_classes, self.has_features = first.num_classes, first.has_features
@@ -96,12 +94,9 @@ class Network:
     def run(self, batch: Sequence[np.ndarray], *, features: bool = False
             ) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """(scores, feature map or None) for each image, on one borrowed interpreter."""
-        runner = self._pool.get()
-        try:
+        with self._pool.borrowed() as runner:
             return [(runner.run(pixels), runner.features() if features else None)
                     for pixels in batch]
-        finally:
-            self._pool.put(runner)
 
 
 class Model:
