@@ -234,7 +234,7 @@ def test_a_close_call_says_not_sure(browser, unsure_server, tmp_path):
     context.close()
 
 
-def test_live_camera_takes_a_photo_and_keeps_asking(context, server):
+def test_live_camera_takes_a_photo_and_keeps_asking(context, server, uploads):
     context.grant_permissions(["camera"])
     page = page_of(context)
     in_flight, most = [0], [0]
@@ -258,6 +258,12 @@ def test_live_camera_takes_a_photo_and_keeps_asking(context, server):
     wait_until(page, "document.getElementById('camera-video').videoWidth > 0", 10)
     page.click("#camera-shoot")
     first_answer(page)
+    # A frame larger than the page's shrinking bound goes at the server's decoding scale.
+    video = page.evaluate("[document.getElementById('camera-video').videoWidth, "
+                          "document.getElementById('camera-video').videoHeight]")
+    floor = int(page.get_attribute("#upload-form", "data-decode-floor"))
+    divisor = max([1] + [s for s in (2, 4, 8) if max(video) > 1040 and min(video) / s >= floor])
+    assert received_jpeg(uploads).size == tuple(-(-side // divisor) for side in video)
     page.click("#camera-live-mode")
     page.locator("#results .live .answer").wait_for(timeout=20_000)
     time.sleep(3)  # a few live rounds

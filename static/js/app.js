@@ -605,11 +605,12 @@
     camera.panel.classList.add("d-none");
   }
 
+  // A frame of the live camera as a JPEG, already at the size the server would decode a
+  // photo that large at (see prepare), so it is encoded once and sent as it is.
   function frame() {
-    const canvas = document.createElement("canvas");
-    canvas.width = camera.video.videoWidth;
-    canvas.height = camera.video.videoHeight;
-    canvas.getContext("2d").drawImage(camera.video, 0, 0);
+    const width = camera.video.videoWidth, height = camera.video.videoHeight;
+    const divisor = Math.max(width, height) > BIG_PHOTO ? decodeScale(width, height) : 1;
+    const canvas = drawn(camera.video, Math.ceil(width / divisor), Math.ceil(height / divisor));
     return new Promise(function (done) {
       canvas.toBlob(function (blob) {
         done(new File([blob], "camera.jpg", { type: "image/jpeg" }));
