@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import os
 import statistics
-import time
 
 import numpy as np
 
 from bench.common import ROOT, percentiles, report, timed
+from bench.http_load import first_answer, multipart
 from classifier.settings import machine_description
 from tests import images
 from tests.servers import gunicorn
@@ -36,7 +36,7 @@ def variant_timings() -> dict:
     """Every variant of every model alone, and each model as the server runs it (the
     variant picked at start-up, or for a model on a shared network that network and
     its own head), timed in turns so that a drift in the machine's speed hits all."""
-    from classifier.engine import Model, ModelRegistry
+    from classifier.engine import Model, ModelRegistry, median_ms_in_turns
 
     registry = ModelRegistry.from_folder(MODELS, "hotdog")
     rows = {}
@@ -47,13 +47,8 @@ def variant_timings() -> dict:
                       for variant, file in files.items()}
         candidates["served"] = served
         pixels = served.blank_input() + np.uint8(90)
-        times: dict[str, list[float]] = {key: [] for key in candidates}
-        for _ in range(REPEATS):
-            for key, model in candidates.items():
-                started = time.perf_counter()
-                model.predict_pixels(pixels)
-                times[key].append((time.perf_counter() - started) * 1000)
-        p50 = {key: statistics.median(values) for key, values in times.items()}
+        p50 = median_ms_in_turns({key: (lambda m=model, p=pixels: m.predict_pixels(p))
+                                  for key, model in candidates.items()}, REPEATS)
         fastest = min(files, key=p50.get)
         rows[name] = {
             "p50_ms": {variant: round(p50[variant], 3) for variant in files}, "fastest": fastest,
@@ -97,25 +92,6 @@ COLD_STARTS = 5
 START_MODES = {"timing variants": {"NOTHOTDOG_REMEMBER_VARIANTS": "0"}, "choices remembered": {}}
 
 
-def answered(server) -> None:
-    """Until the server's first classification answer."""
-    import requests
-
-    photo = images.jpeg(512, 384, seed=1)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            answer = requests.post(server.base + "/api/v1/classify", data=photo,
-                                   headers={"Content-Type": "image/jpeg"}, timeout=5)
-            if answer.status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("the server did not answer within 60 s")
-        time.sleep(0.01)
-
-
 def serving() -> dict:
     """Cold start and memory of gunicorn's workers, as deployed (gunicorn.conf.py: a
     worker per core, each pinned to its core), with every model loaded."""
@@ -124,14 +100,14 @@ def serving() -> dict:
 
     names = sorted(p.name for p in MODELS.iterdir() if (p / "model_card.json").is_file())
     workers = len(os.sched_getaffinity(0))
+    photo = multipart("photo.jpg", images.jpeg(512, 384, seed=1))
     cold_starts: dict[str, list[float]] = {mode: [] for mode in START_MODES}
     for _ in range(COLD_STARTS):
         for mode, env in START_MODES.items():
             with gunicorn(workers=workers, env=env) as server:
-                answered(server)
-                cold_starts[mode].append(round(time.monotonic() - server.started, 3))
+                cold_starts[mode].append(round(first_answer(server, photo), 3))
     with gunicorn(workers=workers) as server:
-        answered(server)
+        first_answer(server, photo)
         session = requests.Session()
         photos = [images.jpeg(w, h, seed=i) for i, (w, h) in
                   enumerate([(512, 384), (640, 480), (320, 240), (1024, 768)])]

@@ -29,7 +29,7 @@ import logging
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -314,13 +314,21 @@ def _median_times(runners: dict[str, _Runner]) -> dict[str, float]:
                                                 np.uint8)
     for runner in runners.values():
         runner.run(pixels)  # the first invoke allocates
-    timings: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(TIMING_RUNS):
-        for name, runner in runners.items():
+    timings = median_ms_in_turns({name: (lambda r=runner: r.run(pixels))
+                                  for name, runner in runners.items()}, TIMING_RUNS)
+    return {name: round(ms, 3) for name, ms in timings.items()}
+
+
+def median_ms_in_turns(calls: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
+    """Median milliseconds of each call, `runs` times each, taking turns so that a drift
+    in the machine's speed meanwhile hits every call alike."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(runs):
+        for name, call in calls.items():
             started = time.perf_counter()
-            runner.run(pixels)
-            timings[name].append((time.perf_counter() - started) * 1000)
-    return {name: round(statistics.median(times), 3) for name, times in timings.items()}
+            call()
+            times[name].append((time.perf_counter() - started) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 class _Runner:
