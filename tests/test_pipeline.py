@@ -288,3 +288,47 @@ def test_digits_training_writes_a_servable_model(tmp_path):
     assert card["input"]["kind"] == "digit" and card["classes"] == [str(d) for d in range(10)]
     model = Model.from_directory(out)
     assert model.input_size == (28, 28) and model.channels == 1
+
+
+def test_recover_float_rebuilds_the_float_network_from_the_int8_file(run, tmp_path):
+    """A model that lost its float file (the hot dog model of 22 Nov) gets it back from
+    its int8 file: the rebuilt float32 network computes what the trained one did, up
+    to the rounding of int8 weights, and float16 joins the directory and the card."""
+    import shutil
+
+    from training import recover_float
+
+    root, out, work = run
+    model_dir = tmp_path / "colours"
+    shutil.copytree(out, model_dir)
+    (model_dir / "model_float16.tflite").unlink()
+    card = model_card.load(model_dir)
+    del card["files"]["variants"]["float16"]
+    model_card.write(model_dir, card)
+
+    def recover(max_loss: str) -> dict:
+        assert recover_float.main([str(model_dir), "--test-dir", str(root / "test"),
+                                   "--work-dir", str(tmp_path / "work"),
+                                   "--max-quantisation-loss", max_loss]) == 0
+        return model_card.load(model_dir)
+
+    refused = recover("-1")  # no file can be more accurate than int8 by a whole point
+    assert refused["files"]["variants"] == {"int8": "model_int8.tflite"}
+    assert not (model_dir / "model_float16.tflite").exists()
+
+    card = recover("0.1")
+    model_card.validate(card)
+    assert card["files"]["variants"] == {"int8": "model_int8.tflite",
+                                         "float16": "model_float16.tflite"}
+    assert {v["name"] for v in card["variants"]} == {"float32", "float16", "int8"}
+    assert card["reproduce"].count("training.recover_float") == 1
+    files = dataset.image_files(root / "test")
+    trained = Model(work / "model_float32.tflite", CLASSES)
+    rebuilt = Model(tmp_path / "work" / "model_float32.tflite", CLASSES)
+    served = Model.from_directory(model_dir, variant="float16")
+    for file in files:
+        data = file.read_bytes()
+        expected = trained.predict_bytes(data).scores
+        for model in (rebuilt, served):
+            got = model.predict_bytes(data).scores
+            assert max(abs(got[c] - expected[c]) for c in CLASSES) <= 0.05, (file.name, got, expected)
