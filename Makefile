@@ -18,7 +18,7 @@ PIZZA_RECIPE = --base efficientnet_lite0 --fine-tune-blocks 11 --fine-tune-epoch
 # on one network (classifier.engine).
 PHOTOTYPE_RECIPE = --base efficientnet_lite0 --fine-tune-blocks 0
 
-.PHONY: run test models model-hotdog hotdog-float model-pizza model-phototype model-imagenet model-digits evaluate browser postgres
+.PHONY: run test models model-hotdog model-pizza model-phototype model-imagenet model-digits evaluate browser postgres
 
 ## run: serve the shipped models at http://localhost:8000 (PORT=... to change)
 # The feedback database (SQLite in instance/ unless DATABASE_URL says otherwise) is
@@ -76,13 +76,6 @@ model-hotdog: $(VENV)/.dev
 	$(PY) -m training.evaluate models/hotdog $(PHOTOTYPE)/test --only 'yelp_*' \
 	    --label-map food=not_hotdog ambience=not_hotdog menu=not_hotdog people=not_hotdog \
 	    --record review_site_uploads --note "real review-site uploads (food, rooms, menus, people), none a hot dog"
-
-## hotdog-float: give the shipped hot dog model (22 Nov, int8 only) its float16 file back
-# Rebuilt from the int8 file's own weights (training/recover_float.py) and added only if it
-# keeps the int8 file's accuracy on the test split: on CPUs without AVX-512 VNNI, float
-# runs faster than int8, and the server serves whichever is faster where it runs.
-hotdog-float: $(VENV)/.dev
-	$(PY) -m training.recover_float models/hotdog --test-dir $(HOTDOG)/test --subset '$(FOOD_SUBSET)'
 
 ## model-pizza: Is it a pizza? (EfficientNet-Lite0, about 17 min)
 model-pizza: $(VENV)/.dev

@@ -14,7 +14,7 @@ from classifier.intake import CorruptImage
 from tests import images
 from tests.conftest import SHIPPED_MODELS
 
-#: A shipped model with both an int8 and a float16 file.
+#: A shipped model with both an int8 and a float16 file (the hot dog model ships int8 only).
 TWO_FILES = "pizza"
 
 

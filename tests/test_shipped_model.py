@@ -82,9 +82,8 @@ def test_no_file_ships_that_lost_accuracy(name):
     """A smaller file ships only if it stays within half a point of float32's accuracy,
     on the whole test set and on each subset the card reports (for imagenet: if its
     top-1 agrees with the Keras model on 97 % of the photos, the card's
-    `min_agreement`), and every file that does ships. (The hot dog model's float
-    files were rebuilt from its int8 file by training.recover_float, so its float32
-    reference is that of the int8 network.)"""
+    `min_agreement`). Models trained by the current pipeline ship every file that
+    does; the hot dog model of 22 Nov kept only its int8 file."""
     card = model_card.load(SHIPPED_MODELS / name)
     variants = {v["name"]: v for v in card["variants"]}
     reference = variants["float32"]
@@ -99,7 +98,9 @@ def test_no_file_ships_that_lost_accuracy(name):
 
     for variant in ("int8", "float16"):
         shipped = variant in card["files"]["variants"]
-        assert shipped == good(variants[variant]), variant
+        assert good(variants[variant]) or not shipped, variant
+        if name != "hotdog":
+            assert shipped == good(variants[variant]), variant
 
 
 # -- hotdog ------------------------------------------------------------------------
@@ -117,21 +118,6 @@ def test_hotdog_accuracy_on_the_test_split(hotdog_test_result):
     assert hotdog_test_result["n"] == 1818
     assert hotdog_test_result["accuracy"] >= 0.955
     assert_card_reports("hotdog", "test", hotdog_test_result)
-
-
-def test_hotdog_float16_file_answers_like_the_int8_file(hotdog_test_result):
-    """The float16 file rebuilt from the int8 one (training.recover_float), which CPUs
-    without VNNI serve: measured here, it scores what its card row says, within half a
-    point of the int8 file on the test split and on its food subset."""
-    folder = require_shared("datasets", "hotdog", "test")
-    model = Model.from_directory(SHIPPED_MODELS / "hotdog", variant="float16")
-    result, *_ = evaluate_folder(model, folder, subsets=FOOD_SUBSET)
-    row = next(v for v in model_card.load(SHIPPED_MODELS / "hotdog")["variants"]
-               if v["name"] == "float16")
-    assert result["accuracy"] == pytest.approx(row["accuracy"], abs=1e-9)
-    assert result["accuracy"] >= hotdog_test_result["accuracy"] - 0.005
-    assert (result["subsets"]["food"]["accuracy"]
-            >= hotdog_test_result["subsets"]["food"]["accuracy"] - 0.005)
 
 
 def test_hotdog_against_other_food(hotdog_test_result):
