@@ -79,6 +79,13 @@ def to_markdown(card: dict) -> str:
         + "; the server times them at start-up and runs the faster on its CPU",
         f"- **Results below:** the {card['metrics_variant']} variant; the variants table "
         "compares them all",
+    ]
+    unsure = card.get("not_sure_below")
+    if unsure:
+        lines.append(f"- **Not sure:** under a top score of {unsure['confidence']:.2f} the answer "
+                     f"is \"not sure\": {unsure['wrong_below']} of the {unsure['answers_below']} "
+                     f"validation answers under it were wrong. The level is {unsure['rule']}.")
+    lines += [
         "",
         "## Results", "",
         "| evaluation set | images | accuracy | notes |",

@@ -63,15 +63,18 @@ def run(tmp_path_factory):
     make_photos(root / "train", per_class=14, seed=1, corrupt=1)
     make_photos(root / "test", per_class=6, seed=2)
     out, work = root / "models" / "colours", root / "work"
-    code = train.main([
+    assert train.main(training_arguments(root, out, work)) == 0
+    return root, out, work
+
+
+def training_arguments(root: Path, out: Path, work: Path) -> list[str]:
+    return [
         str(root / "train"), "--out", str(out), "--work-dir", str(work),
         "--base-weights", str(default_base_weights()), "--image-size", str(IMAGE_SIZE),
         "--fine-tune-epochs", "1",
         "--fine-tune-blocks", "1", "--batch-size", "8", "--val-fraction", "0.25",
         "--holdout", "cam_*", "--holdout-fraction", "0.2", "--calibration-images", "16",
-        "--test-dir", str(root / "test"), "--subset", "web=web_*", "--seed", "3"])
-    assert code == 0
-    return root, out, work
+        "--test-dir", str(root / "test"), "--subset", "web=web_*", "--seed", "3"]
 
 
 def test_model_directory_is_complete(run):
@@ -288,3 +291,32 @@ def test_digits_training_writes_a_servable_model(tmp_path):
     assert card["input"]["kind"] == "digit" and card["classes"] == [str(d) for d in range(10)]
     model = Model.from_directory(out)
     assert model.input_size == (28, 28) and model.channels == 1
+
+
+def test_calibrate_reads_the_not_sure_level_off_the_training_runs_validation_split(run, tmp_path):
+    """A card without the level (trained before it existed) gets back the very level
+    training set, from the training arguments alone; other arguments, which make
+    another validation split, are refused and leave the card alone."""
+    import shutil
+
+    from training import calibrate
+
+    root, out, work = run
+    model_dir = tmp_path / "colours"
+    shutil.copytree(out, model_dir)
+    trained = model_card.load(model_dir)
+    card = dict(trained)
+    del card["not_sure_below"]
+    model_card.write(model_dir, card)
+
+    other_split = [*training_arguments(root, model_dir, work), "--val-fraction", "0.5"]
+    assert calibrate.main(other_split) == 1
+    assert "not_sure_below" not in model_card.load(model_dir)
+
+    assert calibrate.main(training_arguments(root, model_dir, work)) == 0
+    calibrated = model_card.load(model_dir)
+    assert calibrated["not_sure_below"] == trained["not_sure_below"]
+    assert "**Not sure:**" in (model_dir / model_card.MARKDOWN_FILE).read_text()
+    assert calibrated["reproduce"].splitlines() == [
+        trained["reproduce"], calibrate.train.reproduce_command(
+            training_arguments(root, model_dir, work), module="training.calibrate")]

@@ -390,7 +390,7 @@ def shippable_variants(rows: list[dict], max_loss: float) -> list[str]:
     return [name for name in SHIPPED_VARIANTS if name in good] or ["float32"]
 
 
-def reproduce_command(argv: Sequence[str]) -> str:
+def reproduce_command(argv: Sequence[str], module: str = "training.train") -> str:
     """This run's command line, with machine-specific paths made relative."""
     shared = {str(shared_dir().resolve()), str(shared_dir())}
     words = []
@@ -398,7 +398,7 @@ def reproduce_command(argv: Sequence[str]) -> str:
         for prefix in sorted(shared, key=len, reverse=True):
             word = word.replace(prefix, "../shared")
         words.append(word.replace(str(PROJECT_ROOT) + os.sep, ""))
-    return "python -m training.train " + " ".join(shlex.quote(w) for w in words)
+    return f"python -m {module} " + " ".join(shlex.quote(w) for w in words)
 
 
 # == 5. The run ================================================================
