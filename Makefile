@@ -79,8 +79,9 @@ model-hotdog: $(VENV)/.dev
 
 ## hotdog-not-sure: give the shipped hot dog model (22 Nov) its "not sure" level
 # It was trained before the level existed. training.calibrate rebuilds that run's
-# validation split from its own arguments (the 22 Nov command, as its card records it)
-# and reads the level off the shipped file's answers there; nothing is retrained.
+# validation split from its own arguments (the 22 Nov command its card records, less
+# the exclusion file, which named no training photo) and reads the level off the
+# shipped file's answers there; nothing is retrained.
 hotdog-not-sure: $(VENV)/.dev
 	$(PY) -m training.calibrate $(HOTDOG)/train --out models/hotdog \
 	    --add not_hotdog=$(PIZZA)/train --holdout 'seefood_*'

@@ -12,8 +12,9 @@ sure" below it). Nothing is retrained.
 Why: models trained before the level existed (the hot dog model of 22 Nov 2026)
 have none, so they never say "not sure". The level must come from the validation
 split, never from the test photos whose figures the card reports. As a check that
-the split really is the training run's, its accuracy must reproduce the card's
-validation figure exactly; otherwise nothing is written.
+the split really is the training run's, the shipped file's answers on it must
+reproduce the card's validation confusion matrix (and ROC AUC, for two classes)
+exactly; otherwise nothing is written.
 """
 
 from __future__ import annotations
@@ -34,8 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = train.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     card = model_card.load(args.out)
-    variant = card["metrics_variant"]
-    model = Model(args.out / card["files"]["variants"][variant], card["classes"], name=card["name"])
+    model = Model.from_directory(args.out, variant=card["metrics_variant"])
     try:
         splits = train.gather(args)
         if splits.classes != card["classes"]:
