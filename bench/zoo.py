@@ -43,8 +43,9 @@ def variant_timings() -> dict:
     for name in registry.names():
         served = registry.get(name)
         files = served.card["files"]["variants"]
-        candidates = {variant: Model(served.path.parent / file, served.labels, card=served.card)
-                      for variant, file in files.items()}
+        # Each variant as the model runs it alone (with its extra feature networks).
+        candidates = {variant: Model.from_directory(served.path.parent, variant=variant)
+                      for variant in files}
         candidates["served"] = served
         pixels = served.blank_input() + np.uint8(90)
         p50 = median_ms_in_turns({key: (lambda m=model, p=pixels: m.predict_pixels(p))

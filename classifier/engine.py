@@ -20,17 +20,26 @@ on a frozen base, and that base's own ImageNet model) compute the same feature m
 `ModelRegistry` then loads the network once: the second model is its own dense
 layer (`head.npz`) on the first one's feature map, which saves an interpreter's
 memory and, for `model=all`, a whole inference.
+
+A head may also read other networks' pooled feature maps beside its own network's
+(the card's `files.extra_features`: the photo type reads the hot dog network's, which
+learned food, rooms, people and pets as "not a hot dog"). Each is a copy of that
+network's file in the model directory; the registry runs the loaded network instead
+when its file is byte-identical, so the extra costs neither memory nor, for
+`model=all`, an inference.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
 import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -102,13 +111,15 @@ class Network:
 class Model:
     """One classifier: a network plus the class names it predicts. Its scores are the
     network's own, or, with `head` (kernel, bias), a dense layer applied here to the
-    feature map of a network it shares with another model."""
+    pooled feature map of a network it shares with another model, followed by those of
+    the `extras` networks (on the same pixels) when it reads more than one."""
 
     def __init__(self, tflite_path: str | Path, labels: Sequence[str], *,
                  name: str = "model", version: str = "0", card: dict | None = None,
                  runtime: dict | None = None, pool_size: int = 1, num_threads: int = 1,
                  max_pixels: int = DEFAULT_MAX_PIXELS, network: Network | None = None,
-                 head: tuple[np.ndarray, np.ndarray] | None = None):
+                 head: tuple[np.ndarray, np.ndarray] | None = None,
+                 extras: Sequence[Network] = ()):
         self.path = Path(tflite_path)
         self.labels = list(labels)
         self.name, self.version = name, version
@@ -117,47 +128,67 @@ class Model:
                                    "reason": "the only file given"}
         self.max_pixels = max_pixels
         self.network = network or Network(self.path, pool_size=pool_size, num_threads=num_threads)
-        self.head = head
+        self.head, self.extras = head, list(extras)
         self.input_size, self.channels = self.network.input_size, self.network.channels
         self.has_features = self.network.has_features
         classes = head[0].shape[1] if head else self.network.num_classes
         if classes != len(self.labels):
             raise ValueError(f"{self.path} predicts {classes} classes but "
                              f"{len(self.labels)} labels were given")
+        for extra in self.extras:
+            if head is None or not extra.has_features or extra.input_size != self.input_size:
+                raise ValueError(f"{extra.path} cannot add features to {self.path}: it needs a "
+                                 "head, a feature-map output and the same input size")
+
+    @property
+    def networks(self) -> list[Network]:
+        """Every network a prediction runs: its own, then the extras."""
+        return [self.network, *self.extras]
 
     @classmethod
     def from_directory(cls, directory: str | Path, *, variant: str = "auto",
                        num_threads: int = 1, pool_size: int = 1,
-                       memory: VariantMemory | None = None, **options) -> Model:
+                       memory: VariantMemory | None = None, loaded: Sequence[Network] = (),
+                       **options) -> Model:
         """Load a model directory as written by `training.train`, serving the variant
         named by `variant`, or with "auto" the one that runs fastest here (as
-        remembered in `memory`, if given, from an earlier start on this CPU)."""
+        remembered in `memory`, if given, from an earlier start on this CPU). Its
+        extra feature networks are taken from `loaded` when there (see `extra_networks`)."""
         directory = Path(directory)
         card = model_card.load(directory)
         runtime, runner = choose_variant(directory, card["files"]["variants"], variant,
                                          num_threads, memory)
         path = directory / runtime["file"]
         network = Network(path, pool_size=pool_size, num_threads=num_threads, runners=[runner])
+        extras = extra_networks(directory, card, loaded, pool_size=pool_size, num_threads=num_threads)
+        if extras:
+            options["head"] = head_weights(directory / card["files"]["head"])
+            describe_extras(runtime, extras, directory)
         model = cls(path, card["classes"], name=card["name"], version=card["version"], card=card,
-                    runtime=runtime, network=network, **options)
+                    runtime=runtime, network=network, extras=extras, **options)
         log.info("model %s %s: serving %s (%s)", model.name, model.version,
                  runtime["file"], runtime["reason"])
         return model
 
     @classmethod
-    def on_features_of(cls, lender: Model, directory: Path, card: dict) -> Model:
+    def on_features_of(cls, lender: Model, directory: Path, card: dict,
+                       loaded: Sequence[Network] = ()) -> Model:
         """The model in `directory` as its own dense head on `lender`'s network, whose
-        feature extractor is the same (see `lends_features_to`)."""
+        feature extractor is the same (see `lends_features_to`), and on its extra
+        feature networks (from `loaded` when there)."""
         variant = lender.runtime["variant"]
         runtime = {"variant": variant, "file": os.path.relpath(lender.network.path, directory),
                    "timings_ms": {}, "features_of": lender.name,
                    "reason": f"its feature extractor is {lender.name}'s (the same fingerprint in "
                              f"both cards): its dense head runs on the feature map of "
                              f"{lender.name}'s {variant} network, one interpreter for both"}
+        extras = extra_networks(directory, card, loaded)
+        if extras:
+            describe_extras(runtime, extras, directory)
         model = cls(directory / card["files"]["variants"][variant], card["classes"],
                     name=card["name"], version=card["version"], card=card, runtime=runtime,
                     network=lender.network, head=head_weights(directory / card["files"]["head"]),
-                    max_pixels=lender.max_pixels)
+                    max_pixels=lender.max_pixels, extras=extras)
         log.info("model %s %s: %s", model.name, model.version, runtime["reason"])
         return model
 
@@ -183,15 +214,23 @@ class Model:
 
     def predict_batch(self, images: Sequence[bytes | np.ndarray], *, features: bool = False
                       ) -> list[Prediction]:
-        """Classify several images with one borrowed interpreter."""
+        """Classify several images with one borrowed interpreter per network."""
         batch = [self.load(item) if isinstance(item, (bytes, bytearray)) else item
                  for item in images]
-        outputs = self.network.run(batch, features=features or self.head is not None)
-        return [self.prediction(*output, keep_features=features) for output in outputs]
+        runs = [network.run(batch, features=features or self.head is not None)
+                for network in self.networks]
+        return [self.prediction([run[i] for run in runs], keep_features=features)
+                for i in range(len(batch))]
 
-    def prediction(self, network_scores: np.ndarray, feature_map: np.ndarray | None, *,
+    def prediction(self, outputs: Sequence[tuple[np.ndarray, np.ndarray | None]], *,
                    keep_features: bool = False) -> Prediction:
-        """This model's prediction from one run of its network (see `predict_together`)."""
+        """This model's prediction from one run of each of its `networks` (scores and
+        feature map, in that order; see `predict_together`). With extras, the feature
+        map is theirs stacked on its network's, channel after channel, which is what
+        the head reads (and what a class-activation map needs)."""
+        network_scores, feature_map = outputs[0]
+        if self.extras:
+            feature_map = np.concatenate([maps for _, maps in outputs], axis=-1)
         if self.head is None:
             probabilities = network_scores
         else:
@@ -245,13 +284,47 @@ def predict_together(models: Sequence[Model], inputs: dict[str, np.ndarray], *,
     once however many of the models read it."""
     outputs = {}
     for model in models:
-        network = model.network
-        if id(network) not in outputs:
-            readers = [m for m in models if m.network is network]
-            wants_features = features or any(m.head is not None for m in readers)
-            outputs[id(network)] = network.run([inputs[model.name]], features=wants_features)[0]
-    return {model.name: model.prediction(*outputs[id(model.network)], keep_features=features)
+        for network in model.networks:
+            if id(network) not in outputs:
+                readers = [m for m in models if any(n is network for n in m.networks)]
+                wants_features = features or any(m.head is not None for m in readers)
+                outputs[id(network)] = network.run([inputs[model.name]], features=wants_features)[0]
+    return {model.name: model.prediction([outputs[id(n)] for n in model.networks],
+                                         keep_features=features)
             for model in models}
+
+
+def extra_networks(directory: Path, card: dict, loaded: Sequence[Network] = (), *,
+                   pool_size: int = 1, num_threads: int = 1) -> list[Network]:
+    """The networks whose pooled feature maps a model's head reads after its own
+    network's (the card's `files.extra_features`, files in its directory): a `loaded`
+    network whose file is byte-identical, else that file loaded here."""
+    networks = []
+    for file in card["files"].get("extra_features", []):
+        path = directory / file
+        twin = next((n for n in loaded if file_digest(n.path) == file_digest(path)), None)
+        networks.append(twin or Network(path, pool_size=pool_size, num_threads=num_threads))
+    return networks
+
+
+def describe_extras(runtime: dict, extras: Sequence[Network], directory: Path) -> None:
+    """Say in a model's `runtime` which files its extra features come from (a path
+    into another model's folder when that loaded network is shared)."""
+    runtime["extra_features"] = [os.path.relpath(n.path, directory) for n in extras]
+    runtime["reason"] += ("; its head also reads the feature map of "
+                          + ", ".join(runtime["extra_features"]))
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, remembered for as long as its size and time stamp stay."""
+    stat = path.stat()
+    return _digest(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@cache
+def _digest(path: Path, size: int, mtime_ns: int) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def choose_variant(directory: Path, files: dict[str, str], wanted: str,
@@ -425,11 +498,15 @@ class ModelRegistry:
     def from_folder(cls, folder: str | Path, default: str, **options) -> ModelRegistry:
         folder = Path(folder)
         models: dict[str, Model] = {}
-        for directory in sorted(p for p in folder.iterdir() if model_card.exists(p)):
-            card = model_card.load(directory)
+        cards = {directory: model_card.load(directory)
+                 for directory in sorted(p for p in folder.iterdir() if model_card.exists(p))}
+        # Models reading other networks' features load last, so those networks are there.
+        for directory, card in sorted(cards.items(),
+                                      key=lambda item: bool(item[1]["files"].get("extra_features"))):
+            loaded = [m.network for m in models.values()]
             lender = next((m for m in models.values() if m.lends_features_to(card)), None)
-            model = (Model.on_features_of(lender, directory, card) if lender
-                     else Model.from_directory(directory, **options))
+            model = (Model.on_features_of(lender, directory, card, loaded) if lender
+                     else Model.from_directory(directory, loaded=loaded, **options))
             models[model.name] = model
         release_free_memory()
         return cls(models, default)

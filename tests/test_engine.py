@@ -154,12 +154,14 @@ def test_models_with_one_feature_extractor_share_its_network(tmp_path):
     imagenet, phototype = registry.get("imagenet"), registry.get("phototype")
     assert phototype.network is imagenet.network and phototype.head is not None
     assert phototype.runtime["features_of"] == "imagenet"
-    own = Model.from_directory(tmp_path / "phototype")
+    own = Model.from_directory(tmp_path / "phototype", variant=phototype.runtime["variant"])
     pixels = own.load(images.jpeg(640, 480, seed=5))
     shared, alone = phototype.predict_pixels(pixels, features=True), own.predict_pixels(pixels)
     assert shared.label == alone.label
     assert all(abs(shared.scores[c] - alone.scores[c]) < 2e-3 for c in own.labels)
-    assert shared.features.shape == tuple(phototype.card["architecture"]["feature_map"])
+    # imagenet's feature map, and after it the hot dog network's, which the head reads too
+    assert shared.features.shape[:2] == tuple(phototype.card["architecture"]["feature_map"][:2])
+    assert shared.features.shape[2] == phototype.head[0].shape[0] == 2 * 1280
 
 
 def test_no_sharing_with_another_feature_extractor(tmp_path):
@@ -170,7 +172,44 @@ def test_no_sharing_with_another_feature_extractor(tmp_path):
     card_file.write_text(json.dumps(card))
     registry = ModelRegistry.from_folder(folder, "imagenet")
     assert registry.get("phototype").network is not registry.get("imagenet").network
-    assert registry.get("phototype").head is None
+    assert "features_of" not in registry.get("phototype").runtime
+
+
+def test_a_head_reads_the_features_of_a_loaded_network_when_its_file_is_the_same(tmp_path):
+    """phototype's head also reads the hot dog network's features: the registry runs
+    the loaded hot dog network for it; without the hot dog model, its own copy of the
+    file gives the very same answers; a hot dog file that differs is not used."""
+    photo = images.jpeg(640, 480, seed=7)
+    shared = ModelRegistry.from_folder(copy_models(["hotdog", "imagenet", "phototype"], tmp_path / "a"),
+                                       "hotdog")
+    assert shared.get("phototype").extras == [shared.get("hotdog").network]
+    alone = ModelRegistry.from_folder(copy_models(["imagenet", "phototype"], tmp_path / "b"), "imagenet")
+    (extra,) = alone.get("phototype").extras
+    assert extra.path == tmp_path / "b" / "phototype" / "features_hotdog.tflite"
+    assert alone.get("phototype").predict_bytes(photo) == shared.get("phototype").predict_bytes(photo)
+
+    other = copy_models(["hotdog", "imagenet", "phototype"], tmp_path / "c")
+    shutil.copyfile(SHIPPED_MODELS / TWO_FILES / "model_int8.tflite", other / "hotdog" / "model_int8.tflite")
+    retrained = ModelRegistry.from_folder(other, "hotdog")
+    assert retrained.get("phototype").extras[0] is not retrained.get("hotdog").network
+    assert retrained.get("phototype").predict_bytes(photo) == shared.get("phototype").predict_bytes(photo)
+
+
+def test_head_over_several_networks_reads_their_pooled_maps_side_by_side(tmp_path):
+    """The scores are the head on [own pooled map, extra pooled map], and the feature
+    map kept for explanations is both maps stacked channel after channel."""
+    phototype = Model.from_directory(copy_models(["phototype"], tmp_path) / "phototype", variant="float16")
+    pixels = phototype.load(images.jpeg(500, 400, seed=8))
+    prediction = phototype.predict_pixels(pixels, features=True)
+    (_, own), = phototype.network.run([pixels], features=True)
+    (_, extra), = phototype.extras[0].run([pixels], features=True)
+    assert np.array_equal(prediction.features, np.concatenate([own, extra], axis=-1))
+    kernel, bias = phototype.head
+    logits = prediction.features.mean(axis=(0, 1)) @ kernel + bias
+    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert [prediction.scores[c] for c in phototype.labels] == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(ValueError, match="needs a head"):
+        Model(phototype.path, phototype.labels, extras=phototype.extras)
 
 
 def test_an_int8_network_lends_no_features(tmp_path):
