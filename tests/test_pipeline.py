@@ -14,7 +14,7 @@ from PIL import Image
 from classifier import card as model_card
 from classifier.engine import Model
 from classifier.settings import default_base_weights
-from tests.conftest import require_shared
+from tests.conftest import SHIPPED_MODELS, require_shared
 from training import dataset, evaluate
 
 pytestmark = pytest.mark.slow
@@ -320,3 +320,40 @@ def test_calibrate_reads_the_not_sure_level_off_the_training_runs_validation_spl
     assert calibrated["reproduce"].splitlines() == [
         trained["reproduce"], calibrate.train.reproduce_command(
             training_arguments(root, model_dir, work), module="training.calibrate")]
+
+
+def test_a_head_can_read_another_models_network_too(run, tmp_path):
+    """--extra-features: the probe reads the base's pooled features and those of
+    another model's served network. The directory ships a copy of that file, the card
+    says where it came from, and the server runs the loaded network when the file is
+    the same."""
+    import shutil
+
+    from classifier.engine import ModelRegistry
+    from training import train
+
+    root, out, _ = run
+    zoo = tmp_path / "models"
+    shutil.copytree(out, zoo / "colours")
+    extra = zoo / "colours" / "model_int8.tflite"
+    arguments = [*training_arguments(root, zoo / "textures", tmp_path / "work"),
+                 "--fine-tune-blocks", "0", "--extra-features", str(extra)]
+    assert train.main(arguments) == 0
+    directory = zoo / "textures"
+    card = model_card.load(directory)
+    model_card.validate(card)
+    assert card["files"]["extra_features"] == ["features_colours.tflite"]
+    assert (directory / "features_colours.tflite").read_bytes() == extra.read_bytes()
+    assert card["architecture"]["extra_features"][0]["network"].startswith("the colours model's network")
+    assert set(card["training"]["settings"]["probe_validation_log_loss"]) == {
+        "base features only", "with the extra features"}
+    with np.load(directory / "head.npz") as head:
+        assert head["kernel"].shape == (2 * 1280, len(CLASSES))
+    assert card["metrics"]["test"]["accuracy"] >= 0.9, card["metrics"]["test"]["confusion_matrix"]
+    registry = ModelRegistry.from_folder(zoo, "colours", variant="int8")
+    assert registry.get("textures").extras == [registry.get("colours").network]
+
+    with pytest.raises(SystemExit):  # a fine-tuned base's head could not be exported with them
+        train.parse_args([*arguments, "--fine-tune-blocks", "1"])
+    other_size = [*arguments[:-1], str(SHIPPED_MODELS / "hotdog" / "model_int8.tflite")]  # 224 px, not 96
+    assert train.main(other_size) == 2

@@ -245,7 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     shipped = [v["name"] for v in variants
                if v["name"] in ("int8", "float16") and v["accuracy"] >= reference - 0.005]
     shipped.sort(key=("int8", "float16").index)
-    files = export.write_model_dir(args.out, paths, shipped, variants, CLASSES, model.get_layer("scores"))
+    files = export.write_model_dir(args.out, paths, shipped, variants, CLASSES,
+                                   model.get_layer("scores").get_weights())
 
     first = measured[shipped[0]]
     val_engine = Model(args.out / files["variants"][shipped[0]], CLASSES)

@@ -14,7 +14,8 @@ dequantises them), so no extra operations run at the end of the network.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import shutil
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -95,23 +96,30 @@ def ship(paths: dict[str, Path], variants: list[str], out: Path) -> dict[str, st
 
 
 def write_model_dir(out: Path, paths: dict[str, Path], shipped: list[str], variants: list[dict],
-                    classes: list[str], dense) -> dict:
-    """Fill a model directory: the shipped variants (in the order given), labels.txt
-    and the dense head; marks each shipped row of `variants` with its file. Returns the
-    card's `files`."""
+                    classes: list[str], head: Sequence[np.ndarray],
+                    extra_features: Sequence[Path] = ()) -> dict:
+    """Fill a model directory: the shipped variants (in the order given), labels.txt,
+    the dense head (kernel, bias) and a copy of each network whose features the head
+    reads beside its own (`extra_features`, as `features_FOLDER.tflite`, FOLDER being
+    the model directory the network came from); marks each shipped row of `variants`
+    with its file. Returns the card's `files`."""
     files = {"labels": "labels.txt", "head": "head.npz", "variants": ship(paths, shipped, out)}
     for row in variants:
         if row["name"] in shipped:
             row["file"] = files["variants"][row["name"]]
     (out / files["labels"]).write_text("\n".join(classes) + "\n", encoding="utf-8")
-    save_head(dense, out / files["head"])
+    save_head(*head, out / files["head"])
+    if extra_features:
+        files["extra_features"] = [f"features_{path.resolve().parent.name}.tflite"
+                                   for path in extra_features]
+        for path, name in zip(extra_features, files["extra_features"], strict=True):
+            shutil.copyfile(path, out / name)
     return files
 
 
-def save_head(dense, path: Path) -> None:
+def save_head(kernel: np.ndarray, bias: np.ndarray, path: Path) -> None:
     """A dense layer's weights (features x classes) and bias, which turn the feature
     map into per-class activation maps. float16 is ample for a picture."""
-    kernel, bias = dense.get_weights()
     np.savez_compressed(path, kernel=kernel.astype(np.float16), bias=bias.astype(np.float16))
 
 

@@ -158,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   100 * args.min_agreement)
         return 1
     shipped.sort(key=("int8", "float16").index)
-    files = export.write_model_dir(args.out, paths, shipped, variants, classes, head)
+    files = export.write_model_dir(args.out, paths, shipped, variants, classes, head.get_weights())
 
     # == Model card. ==
     base = BASES[args.base]

@@ -53,7 +53,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 import numpy as np
 
 from classifier import card as model_card
-from classifier.engine import Model
+from classifier.engine import Model, Network
 from classifier.settings import PROJECT_ROOT, machine_description, shared_dir
 from training import dataset, evaluate, export
 from training.bases import BASES, unfreeze_top_blocks
@@ -110,6 +110,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     model.add_argument("--image-size", type=int,
                        help="square input size (default: the base's own)")
     model.add_argument("--dropout", type=float, default=0.3)
+    model.add_argument("--extra-features", type=Path, nargs="*", default=[], metavar="TFLITE",
+                       help="served networks (another model's .tflite, same input size) whose "
+                            "pooled last feature map the head reads beside the base's; "
+                            "needs --fine-tune-blocks 0")
     fit = p.add_argument_group("training")
     fit.add_argument("--batch-size", type=int, default=32)
     fit.add_argument("--probe-c", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
@@ -138,6 +142,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="where every variant and the Keras model are kept "
                              "(default: build/NAME)")
     args = p.parse_args(argv)
+    if args.extra_features and args.fine_tune_blocks > 0:
+        p.error("--extra-features needs --fine-tune-blocks 0: the head of a fine-tuned "
+                "base could not be exported with the other networks' features")
     args.name = args.name or args.out.name
     base = BASES[args.base]
     args.image_size = args.image_size or base.image_size
@@ -295,39 +302,89 @@ def sample_weights(labels: np.ndarray, sources: Sequence[str], class_weights: np
 
 
 def fit_head(model, train_x, train_y, sample_weight, val_x, val_y,
-             strengths: Sequence[float]) -> dict:
+             strengths: Sequence[float], extras: Sequence[Network] = ()) -> dict:
     """Phase 1 as a linear probe: the head becomes the L2-regularised logistic regression
     of the base's pooled features (each photo as it is and mirrored), solved exactly,
     the strength chosen by validation log-loss. Why not train the head by gradient
     descent: a probe gets the best head the frozen features allow in seconds instead
     of epochs, and fine-tuning that starts from a good head moves the pretrained
-    features less (LP-FT, Kumar et al. 2022), which keeps them general."""
+    features less (LP-FT, Kumar et al. 2022), which keeps them general.
+
+    With `extras`, a second probe reads their pooled feature maps after the base's:
+    that one is the model's head (returned as `head`, kernel and bias), while the
+    Keras model keeps the base-only probe, so its exported file still classifies alone."""
     import keras
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import log_loss
 
     pooled = keras.Model(model.input, model.get_layer("pool").output)
 
-    def features(pixels, mirror=False):
-        batches = [pixels[i:i + 64] for i in range(0, len(pixels), 64)]
-        return np.concatenate([pooled.predict_on_batch(
-            (b[:, :, ::-1] if mirror else b).astype(np.float32)) for b in batches])
+    def base_features(pixels):
+        return np.concatenate([pooled.predict_on_batch(pixels[i:i + 64].astype(np.float32))
+                               for i in range(0, len(pixels), 64)])
 
-    x = np.concatenate([features(train_x), features(train_x, mirror=True)])
+    def extra_features(pixels):
+        return [np.stack([maps.mean(axis=(0, 1)) for _, maps in network.run(pixels, features=True)])
+                for network in extras]
+
+    # Each photo as it is and mirrored: (features of the base, features of the extras).
+    mirrored = train_x[:, :, ::-1]
+    train = [(base_features(p), extra_features(p) if extras else []) for p in (train_x, mirrored)]
+    val = (base_features(val_x), extra_features(val_x) if extras else [])
     y, w = np.concatenate([train_y, train_y]), np.concatenate([sample_weight, sample_weight])
-    val_features = features(val_x)
+
+    def best_probe(with_extras: bool):
+        def stack(base, others):
+            return np.concatenate([base, *(others if with_extras else [])], axis=1)
+        x = np.concatenate([stack(*part) for part in train])
+        return _best_probe(x, y, w, stack(*val), val_y, strengths)
+
+    loss, c, head = best_probe(with_extras=False)
+    model.get_layer("scores").set_weights(head)
+    result = {"c": c, "validation_log_loss": loss, "head": head}
+    if extras:
+        log.info("the same probe on the base's features and those of %s",
+                 ", ".join(str(network.path) for network in extras))
+        loss, c, head = best_probe(with_extras=True)
+        result = {"c": c, "validation_log_loss": loss, "head": head,
+                  "base_only_validation_log_loss": result["validation_log_loss"]}
+    return result
+
+
+def _best_probe(x, y, weights, val_x, val_y, strengths: Sequence[float]):
+    """(validation log-loss, C, [kernel, bias]) of the best logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
     fits = []
     for c in strengths:
-        probe = LogisticRegression(C=c, max_iter=3000).fit(x, y, sample_weight=w)
-        loss = log_loss(val_y, probe.predict_proba(val_features), labels=probe.classes_)
+        probe = LogisticRegression(C=c, max_iter=3000).fit(x, y, sample_weight=weights)
+        loss = log_loss(val_y, probe.predict_proba(val_x), labels=probe.classes_)
         log.info("probe C=%g: validation log-loss %.4f", c, loss)
         fits.append((loss, c, probe))
     loss, c, probe = min(fits, key=lambda fit: fit[0])
     coef, intercept = probe.coef_, probe.intercept_
     if coef.shape[0] == 1:  # two classes: one logit difference, split over both outputs
         coef, intercept = np.concatenate([-coef, coef]) / 2, np.array([-intercept[0], intercept[0]]) / 2
-    model.get_layer("scores").set_weights([coef.T.astype(np.float32), intercept.astype(np.float32)])
-    return {"c": c, "validation_log_loss": round(float(loss), 4)}
+    return round(float(loss), 4), c, [coef.T.astype(np.float32), intercept.astype(np.float32)]
+
+
+def extra_networks(paths: Sequence[Path], model) -> list[Network]:
+    """The `--extra-features` networks, checked against the base: the same input size,
+    and a feature map on the same grid (the class-activation map adds them up cell by
+    cell)."""
+    grid = tuple(model.get_layer(export.FEATURES_LAYER).output.shape[1:3])
+    size = tuple(model.input.shape[1:3])
+    networks = []
+    for path in paths:
+        if not path.is_file():
+            raise DataError(f"--extra-features: no such file {path}")
+        network = Network(path)
+        maps = (network.run([np.zeros((*size, 3), np.uint8)], features=True)[0][1]
+                if network.has_features and network.input_size[::-1] == size else None)
+        if maps is None or maps.shape[:2] != grid:
+            raise DataError(f"--extra-features: {path} must take {size[1]}x{size[0]} photos and give "
+                            f"a {grid[0]}x{grid[1]} feature map, as the base does")
+        networks.append(network)
+    return networks
 
 
 def fit(model, train_ds, val_ds, *, epochs: int, learning_rate: float, args,
@@ -353,14 +410,14 @@ def fit(model, train_ds, val_ds, *, epochs: int, learning_rate: float, args,
 # == 4. Export and evaluation ==================================================
 
 def compare_variants(paths: dict[str, Path], classes, pixels, labels, examples,
-                     evaluated_on: str, subsets: dict[str, list[str]]) -> list[dict]:
+                     evaluated_on: str, subsets: dict[str, list[str]], **reads) -> list[dict]:
     """Each exported variant's accuracy on the given photos, on each subset of them
-    too, and its speed here."""
+    too, and its speed here (`reads`: the head and extras of `served_model`)."""
     in_subset = {name: np.array([dataset.matches(patterns)(e) for e in examples])
                  for name, patterns in subsets.items()}
     rows = []
     for variant, path in paths.items():
-        model = Model(path, classes, name=variant)
+        model = Model(path, classes, name=variant, **reads)
         probabilities = evaluate.predict_pixels(model, pixels)
         correct = probabilities.argmax(1) == labels
         rows.append({"name": variant, "size_bytes": path.stat().st_size,
@@ -388,6 +445,15 @@ def shippable_variants(rows: list[dict], max_loss: float) -> list[str]:
 
     good = [r["name"] for r in rows if holds_up(r)]
     return [name for name in SHIPPED_VARIANTS if name in good] or ["float32"]
+
+
+def describe_network(path: Path) -> str:
+    """"the hotdog model's network (version V)", from the card beside a .tflite file."""
+    folder = path.resolve().parent
+    if not model_card.exists(folder):
+        return f"the network {path.name}"
+    card = model_card.load(folder)
+    return f"the {card['name']} model's network (version {card['version']}, {path.name})"
 
 
 def reproduce_command(argv: Sequence[str], module: str = "training.train") -> str:
@@ -442,7 +508,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return 2
     log.info("phase 1: a linear probe on the frozen base's features")
-    probe = fit_head(model, train_x, train_y, sample_weight, val_x, val_y, args.probe_c)
+    try:
+        extras = extra_networks(args.extra_features, model)
+    except DataError as exc:
+        log.error("%s", exc)
+        return 2
+    probe = fit_head(model, train_x, train_y, sample_weight, val_x, val_y, args.probe_c, extras)
+    # How the served model reads its network: the file's own scores, or with extra
+    # networks the probe's head on all their features.
+    reads = {"head": probe["head"], "extras": extras} if extras else {}
     fine_epochs = 0
     if args.fine_tune_blocks > 0 and args.fine_tune_epochs > 0:
         learning = unfreeze_top_blocks(base, spec, args.fine_tune_blocks)
@@ -470,13 +544,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             for where in [args.test_dir, *(item.partition("=")[2] for item in args.test_add)]))
     else:
         compare_on = (val_x, val_y, splits.validation, "validation split")
-    variants = compare_variants(paths, classes, *compare_on, evaluate.parse_subsets(args.subset))
+    variants = compare_variants(paths, classes, *compare_on, evaluate.parse_subsets(args.subset),
+                                **reads)
     shipped = shippable_variants(variants, args.max_quantisation_loss)
     log.info("shipping %s", " and ".join(shipped))
 
-    files = export.write_model_dir(args.out, paths, shipped, variants, classes, model.get_layer("scores"))
+    files = export.write_model_dir(args.out, paths, shipped, variants, classes,
+                                   reads.get("head") or model.get_layer("scores").get_weights(),
+                                   args.extra_features)
     # The card's metrics describe the first shipped variant; the variants table has both.
-    engine = Model(args.out / files["variants"][shipped[0]], classes, name=args.name)
+    engine = Model(args.out / files["variants"][shipped[0]], classes, name=args.name, **reads)
     subsets = evaluate.parse_subsets(args.subset)
     val_scores = evaluate.predict_pixels(engine, val_x)
     metrics = {"validation": evaluate.score(val_scores, val_y, splits.validation, classes,
@@ -503,10 +580,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_counts["holdout"] = dataset.counts(splits.holdout, classes)
     settings = {key: value for key, value in sorted(vars(args).items())
                 if key not in ("out", "work_dir", "data_dir", "val_dir", "test_dir", "test_add",
-                               "corrections",
+                               "corrections", "extra_features",
                                "add", "exclude", "base_weights", "description", "name", "title", "subset",
                                "only")}
     settings["probe_c"] = probe["c"]
+    if extras:
+        settings["probe_validation_log_loss"] = {
+            "base features only": probe["base_only_validation_log_loss"],
+            "with the extra features": probe["validation_log_loss"]}
     settings["corrections_used"] = splits.corrections
     settings["trained_only_on"] = args.only or "all photos"
     settings["unreadable_photos_skipped"] = skipped_train + skipped_val
@@ -525,10 +606,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "the whole photo resized (bilinear, no crop) by classifier.intake",
                   "preprocessing": spec.preprocessing},
         "architecture": {
-            "summary": f"{spec.title} ImageNet features at {args.image_size} px, global average "
-                       f"pooling, dropout {args.dropout}, dense softmax over {len(classes)} classes",
+            "summary": f"{spec.title} ImageNet features at {args.image_size} px"
+                       + "".join(f" and those of {describe_network(path)}" for path in args.extra_features)
+                       + f", global average pooling, dropout {args.dropout}, dense softmax over "
+                       f"{len(classes)} classes",
             "feature_map": list(model.get_layer(export.FEATURES_LAYER).output.shape[1:]),
-            "feature_extractor": export.feature_extractor_fingerprint(model)},
+            "feature_extractor": export.feature_extractor_fingerprint(model),
+            **({"extra_features": [
+                {"file": name, "from": os.path.relpath(path.resolve(), PROJECT_ROOT),
+                 "network": describe_network(path)}
+                for name, path in zip(files["extra_features"], args.extra_features, strict=True)]}
+               if extras else {})},
         "base_weights": {"base": spec.name, "source": Path(args.base_weights).name,
                          "attribution": spec.attribution},
         "training": {"data": data_counts, "excluded": splits.excluded, "settings": settings,
