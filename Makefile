@@ -65,7 +65,8 @@ models: model-hotdog model-pizza model-phototype model-imagenet model-digits
 # hot dog. 30 % of the seefood_* photos are held out as an independent check of the
 # food-photo case. docs/hotdog-journal.md has every run behind this recipe: through the
 # current pipeline it scored below the shipped model (trained on 22 Nov by commit
-# 925ffb8's pipeline), which therefore stays.
+# 925ffb8's pipeline), which therefore stays. The photo type's head reads this
+# network's features: after retraining it, run `make model-phototype` too.
 model-hotdog: $(VENV)/.dev
 	$(PY) -m training.train $(HOTDOG)/train --out models/hotdog \
 	    --title "Is it a hot dog?" \
