@@ -77,6 +77,9 @@ def to_markdown(card: dict) -> str:
         "- **Shipped files:** " + ", ".join(
             f"`{file}` ({name})" for name, file in card["files"]["variants"].items())
         + "; the server times them at start-up and runs the faster on its CPU",
+        *(f"- **Also read:** `{extra['file']}`, a copy of `{extra['from']}`, "
+          f"{extra['network']}: the head reads its features too"
+          for extra in card["architecture"].get("extra_features", [])),
         f"- **Results below:** the {card['metrics_variant']} variant; the variants table "
         "compares them all",
     ]
