@@ -120,6 +120,13 @@ def test_models_lists_the_cards_and_what_runs(client):
             assert set(runtime["timings_ms"]) == (set(variants) if len(variants) > 1 else set())
     (card,) = [c for c in body["models"] if c["name"] == "hotdog"]
     assert card["classes"] == ["hotdog", "not_hotdog"]
+    (phototype,) = [c for c in body["models"] if c["name"] == "phototype"]
+    assert phototype["runtime"]["extra_features"] == ["../hotdog/model_int8.tflite"]
+    # The answer is the one the OpenAPI document describes.
+    import jsonschema
+
+    components = client.get("/api/v1/openapi.json").get_json()["components"]
+    jsonschema.validate(body, {"$ref": "#/components/schemas/ModelList", "components": components})
 
 
 def test_top_k_limits_the_classes_returned(client):

@@ -101,11 +101,28 @@ SCHEMAS = {
             "elapsed_ms": {"type": "number"},
         },
     },
+    "Runtime": {
+        "type": "object", "required": ["file", "timings_ms", "reason"],
+        "description": "how this server runs the model",
+        "properties": {
+            "variant": {"type": "string", "enum": ["int8", "float16", "float32"]},
+            "file": {"type": "string", "description": "the .tflite served, relative to the model folder"},
+            "timings_ms": {"type": "object", "additionalProperties": {"type": "number"},
+                           "description": "each variant's time at start-up (empty when not timed)"},
+            "reason": {"type": "string", "description": "why this file runs"},
+            "features_of": {"type": "string",
+                            "description": "the model whose network this one's head runs on"},
+            "extra_features": {"type": "array", "items": {"type": "string"},
+                               "description": "other networks whose features the head also reads"},
+        },
+    },
     "ModelList": {
         "type": "object",
         "properties": {"default": {"type": "string"},
-                       "models": {"type": "array", "items": {"type": "object",
-                                  "description": "a model card"}}},
+                       "models": {"type": "array", "items": {
+                           "type": "object", "description": "a model card, and how it runs here",
+                           "required": ["name", "title", "classes", "runtime"],
+                           "properties": {"runtime": {"$ref": "#/components/schemas/Runtime"}}}}},
     },
 }
 
