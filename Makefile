@@ -17,7 +17,7 @@ PIZZA_RECIPE = --base efficientnet_lite0 --fine-tune-blocks 11 --fine-tune-epoch
 # a frozen base is the ImageNet model's own feature extractor, so the server runs both
 # on one network (classifier.engine). Its head also reads the hot dog network's pooled
 # features (which learned food, rooms, people and pets as "not a hot dog"): validation
-# log-loss 0.156 -> 0.138, and the server already holds that network too
+# log-loss 0.156 -> 0.139, and the server already holds that network too
 # (docs/phototype-journal.md).
 PHOTOTYPE_RECIPE = --base efficientnet_lite0 --fine-tune-blocks 0 \
     --extra-features models/hotdog/model_int8.tflite

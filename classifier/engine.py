@@ -302,7 +302,9 @@ def extra_networks(directory: Path, card: dict, loaded: Sequence[Network] = (), 
     networks = []
     for file in card["files"].get("extra_features", []):
         path = directory / file
-        twin = next((n for n in loaded if file_digest(n.path) == file_digest(path)), None)
+        # Sizes first: only a file of the same size is worth hashing at start-up.
+        twin = next((n for n in loaded if n.path.stat().st_size == path.stat().st_size
+                     and file_digest(n.path) == file_digest(path)), None)
         networks.append(twin or Network(path, pool_size=pool_size, num_threads=num_threads))
     return networks
 

@@ -327,8 +327,8 @@ def fit_head(model, train_x, train_y, sample_weight, val_x, val_y,
 
     # Each photo as it is and mirrored: (features of the base, features of the extras).
     mirrored = train_x[:, :, ::-1]
-    train = [(base_features(p), extra_features(p) if extras else []) for p in (train_x, mirrored)]
-    val = (base_features(val_x), extra_features(val_x) if extras else [])
+    train = [(base_features(p), extra_features(p)) for p in (train_x, mirrored)]
+    val = (base_features(val_x), extra_features(val_x))
     y, w = np.concatenate([train_y, train_y]), np.concatenate([sample_weight, sample_weight])
 
     def best_probe(with_extras: bool):
