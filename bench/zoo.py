@@ -130,6 +130,7 @@ def serving() -> dict:
 
 def all_models_cost() -> dict:
     """model=all on one 512-px photo against the parts it is made of, in-process."""
+    from classifier.decode_cost import DecodeBudget
     from classifier.intake import decode_image, draft_size
     from webapp import create_app
     from webapp.classify import predict_all
@@ -140,7 +141,8 @@ def all_models_cost() -> dict:
     photo = images.jpeg(512, 384, seed=3)
     largest = max((m.input_size for m in models), key=lambda s: s[0] * s[1])
     with app.app_context():
-        together = statistics.median(timed(lambda i: predict_all(models, photo), REPEATS))
+        together = statistics.median(timed(
+            lambda i: predict_all(models, photo, False, DecodeBudget()), REPEATS))
     decode = statistics.median(timed(lambda i: decode_image(photo, draft_size=draft_size(largest)),
                                      REPEATS))
     image = decode_image(photo, draft_size=draft_size(largest))

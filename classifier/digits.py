@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from classifier.decode_cost import DecodeBudget
 from classifier.intake import ImageError, decode_image
 
 SIZE = 28          # MNIST's frame
@@ -29,9 +30,9 @@ class NoDigit(ImageError):
     status = 422
 
 
-def load_digit(data: bytes, *, max_pixels: int) -> np.ndarray:
+def load_digit(data: bytes, *, max_pixels: int, budget: DecodeBudget | None = None) -> np.ndarray:
     """Untrusted bytes -> uint8 array (28, 28, 1), light digit on black."""
-    image = decode_image(data, max_pixels=max_pixels, draft_size=(4 * SIZE, 4 * SIZE))
+    image = decode_image(data, max_pixels=max_pixels, draft_size=(4 * SIZE, 4 * SIZE), budget=budget)
     return mnist_form(np.asarray(image.convert("L"), dtype=np.float32))
 
 

@@ -31,7 +31,6 @@ when its file is byte-identical, so the extra costs neither memory nor, for
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import logging
 import os
@@ -47,10 +46,12 @@ from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
 from classifier import card as model_card
+from classifier.decode_cost import DecodeBudget
 from classifier.digits import load_digit
 from classifier.explain import head_weights
 from classifier.fair_pool import FairPool
 from classifier.intake import DEFAULT_MAX_PIXELS, fit_to_input, load_pixels
+from classifier.process_memory import release_free_memory
 from classifier.variant_memory import VariantMemory
 
 log = logging.getLogger(__name__)
@@ -259,12 +260,12 @@ class Model:
         """A digit model reads one handwritten digit (`classifier.digits`), not a photo."""
         return self.card.get("input", {}).get("kind") == "digit"
 
-    def load(self, data: bytes) -> np.ndarray:
+    def load(self, data: bytes, budget: DecodeBudget | None = None) -> np.ndarray:
         """Decode an upload into model-ready pixels (`classifier.intake` for photos,
-        `classifier.digits` for a digit model)."""
+        `classifier.digits` for a digit model), spending `budget` (see `intake.DecodeBudget`)."""
         if self.reads_digits:
-            return load_digit(data, max_pixels=self.max_pixels)
-        return load_pixels(data, self.input_size, max_pixels=self.max_pixels)
+            return load_digit(data, max_pixels=self.max_pixels, budget=budget)
+        return load_pixels(data, self.input_size, max_pixels=self.max_pixels, budget=budget)
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         """Model-ready pixels from a photo decoded once for several models."""
@@ -475,17 +476,6 @@ def default_pool_size(threads: int) -> int:
     its own packed copy of the weights, so more would cost memory and gain nothing."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(threads, cores or 1))
-
-
-def release_free_memory() -> None:
-    """Hand the heap that loading freed (the interpreters of the variants not chosen)
-    back to the system. glibc keeps freed memory for reuse, and what start-up freed is
-    otherwise counted in the worker's memory for its whole life."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to do
-        return
-    libc.malloc_trim(0)
 
 
 class ModelRegistry:

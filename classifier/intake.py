@@ -6,6 +6,11 @@ the same code. Everything a phone or a hostile client can send is handled here:
 EXIF rotation, transparency, palette / greyscale / CMYK / 16-bit modes, the first
 frame of animations, huge photos (decoded at reduced scale) and decompression
 bombs (refused before any pixel is decoded).
+
+Every decode is bounded before it starts: its cost is estimated from the file's
+header and taken from a budget (`classifier.decode_cost`). Memory is bounded too: a
+large photo is reduced to what the network needs right after decoding, before any
+conversion copies it, and 16-bit pixels are scaled without float64 copies.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ import warnings
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from classifier.decode_cost import DecodeBudget, decode_work, refuse_costly_structure
+from classifier.image_errors import CorruptImage, EmptyImage, ImageError, ImageTooLarge, UnsupportedImage
 
 try:  # Phones send HEIC; the plugin is optional so training machines need not have it.
     from pillow_heif import register_heif_opener
@@ -48,48 +56,27 @@ _WHITE = (255, 255, 255)
 #: on enlarged test photos in tests/test_shipped_model.py).
 DRAFT_SLACK = 0.85
 
-
-class ImageError(ValueError):
-    """An upload that cannot be turned into a photo. `code` is stable for API clients."""
-
-    code = "invalid_image"
-    status = 422
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-
-class EmptyImage(ImageError):
-    code = "empty_file"
-    status = 400
-
-
-class UnsupportedImage(ImageError):
-    code = "unsupported_media_type"
-    status = 415
-
-
-class CorruptImage(ImageError):
-    code = "corrupt_image"
-    status = 422
-
-
-class ImageTooLarge(ImageError):
-    code = "image_too_large"
-    status = 422
-
+#: Photos above this many pixels that the decoder cannot scale (every format but JPEG)
+#: are box-reduced right after decoding, to the smallest size the caller needs. Below
+#: it a photo costs at most a few MB, and the exact pixels of the plain path are kept
+#: (the digit model's canvas drawings, 280 px, were measured that way).
+REDUCE_ABOVE_PIXELS = 2_000_000
 
 def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 draft_size: tuple[int, int] | None = None) -> Image.Image:
+                 draft_size: tuple[int, int] | None = None,
+                 budget: DecodeBudget | None = None) -> Image.Image:
     """Decode `data` into an upright 8-bit RGB image.
 
-    `draft_size` lets JPEGs decode at a reduced DCT scale that is still at least
-    that size, which makes a 12-megapixel photo several times cheaper to read.
-    Raises an `ImageError` subclass for anything that is not a usable photo.
+    With `draft_size`, a large photo comes back reduced to no less than that size
+    (JPEGs by DCT scaling in the decoder, others right after decoding), which makes
+    a 12-megapixel photo several times cheaper to read and bounds its memory. The
+    decoding work is taken from `budget` (a fresh per-file one if None) before any
+    pixel is decoded. Raises an `ImageError` subclass for anything that is not a
+    usable photo.
     """
     if not data:
         raise EmptyImage("The file is empty (0 bytes).")
+    refuse_costly_structure(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -101,9 +88,12 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                 raise ImageTooLarge(
                     f"The image is {width}x{height} pixels; the limit is "
                     f"{max_pixels / 1e6:.0f} megapixels.")
+            (budget or DecodeBudget()).spend(decode_work(image, data), data)
             if draft_size and image.format == "JPEG":
                 image.draft("RGB", draft_size)
             image.load()  # decodes the first frame only
+            if draft_size:
+                image = _reduced(image, draft_size)
             # In place: without an orientation tag, exif_transpose would return a full copy.
             ImageOps.exif_transpose(image, in_place=True)
             return _to_rgb(image)
@@ -129,10 +119,10 @@ def fit_to_input(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
-def load_pixels(data: bytes, size: tuple[int, int], *,
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def load_pixels(data: bytes, size: tuple[int, int], *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                budget: DecodeBudget | None = None) -> np.ndarray:
     """Untrusted bytes -> uint8 array of shape (height, width, 3) ready for the model."""
-    image = decode_image(data, max_pixels=max_pixels, draft_size=draft_size(size))
+    image = decode_image(data, max_pixels=max_pixels, draft_size=draft_size(size), budget=budget)
     return fit_to_input(image, size)
 
 
@@ -141,11 +131,28 @@ def draft_size(size: tuple[int, int]) -> tuple[int, int]:
     return max(1, round(size[0] * DRAFT_SLACK)), max(1, round(size[1] * DRAFT_SLACK))
 
 
+def _reduced(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """A large decoded photo box-reduced by the largest whole factor that keeps it at
+    least `size`: what a JPEG's DCT scaling does in its decoder, for the other formats.
+    Modes whose values cannot be averaged are converted first (palette indices, bits)."""
+    width, height = image.size
+    factor = min(width // size[0], height // size[1])
+    if factor < 2 or width * height <= REDUCE_ABOVE_PIXELS:
+        return image
+    if image.mode == "1":
+        image = image.convert("L")
+    elif image.mode in ("P", "PA"):
+        image = image.convert("RGBA")
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")
+    return image.reduce(factor)
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     mode = image.mode
     if mode == "RGB":
         return image
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+    if mode.startswith("I;16") or mode in ("I", "F"):
         image = _high_depth_to_8bit(image)
         mode = image.mode
     if (mode == "P" and "transparency" in image.info) or mode in ("LA", "PA", "La", "RGBa"):
@@ -158,13 +165,19 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _high_depth_to_8bit(image: Image.Image) -> Image.Image:
-    """16-bit / 32-bit greyscale to 8-bit by scaling, not clipping (Pillow clips)."""
-    pixels = np.asarray(image, dtype=np.float64)
-    if image.mode == "F" and pixels.size and pixels.max() <= 1.0:
-        pixels = pixels * 255.0
-    elif pixels.size and pixels.max() > 255:
-        pixels = pixels / 257.0  # 65535 -> 255
-    return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "L")
+    """16-bit / 32-bit greyscale to 8-bit by scaling, not clipping (Pillow clips), in
+    Pillow's own 32-bit modes: no float64 copy of a 35-megapixel photo."""
+    if image.mode.startswith("I;16"):
+        image = image.convert("I")  # point() scales only I and F images
+    _, high = image.getextrema()
+    if image.mode == "F" and high <= 1.0:
+        scale = 255.0
+    elif high > 255:
+        scale = 1 / 257  # 65535 -> 255
+    else:
+        scale = 1.0
+    # + 0.5: the conversion to 8 bits truncates, so this rounds to the nearest level.
+    return image.point(lambda value: value * scale + 0.5).convert("L")
 
 
 def _short(exc: BaseException) -> str:

@@ -51,8 +51,9 @@ def in_format(fmt: str, width: int = 200, height: int = 150) -> bytes:
 
 
 def png_16bit_grey(width: int = 64, height: int = 48) -> bytes:
-    ramp = np.linspace(0, 65535, width * height, dtype=np.float64).reshape(height, width)
-    return encode(Image.fromarray(ramp.astype(np.uint16)), "PNG")
+    """Rows that ramp from black to full white; at 35 MP a PNG of about 200 KB."""
+    ramp = np.linspace(0, 65535, width).astype(np.uint16)
+    return encode(Image.fromarray(np.ascontiguousarray(np.broadcast_to(ramp, (height, width)))), "PNG")
 
 
 def cmyk_jpeg(width: int = 120, height: int = 90) -> bytes:
@@ -92,13 +93,15 @@ def with_orientation(image: Image.Image, orientation: int) -> bytes:
     return encode(stored, "JPEG", quality=95, exif=exif.tobytes())
 
 
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    checksum = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", checksum)
+
+
 def png_bomb(width: int = 30_000, height: int = 30_000) -> bytes:
     """A valid PNG header declaring width x height greyscale pixels, with a tiny
     compressed body: a few KB that would decode to ~900 MB."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data +
-                struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
+    chunk = png_chunk
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     row = b"\x00" + b"\x00" * width
     compressor = zlib.compressobj(9)
@@ -118,3 +121,55 @@ def bit_flipped(data: bytes, flips: int = 40, seed: int = RNG_SEED, skip: int = 
     for position in rng.integers(skip, len(data), flips):
         damaged[position] ^= 1 << int(rng.integers(0, 8))
     return bytes(damaged)
+
+
+
+# -- hostile files: small uploads that would cost seconds or gigabytes to decode -----
+
+def _segments(jpeg_data: bytes) -> list[tuple[int, int]]:
+    """(offset, marker) of each JPEG segment after SOI, entropy-coded data skipped."""
+    segments, i = [], 2
+    while True:
+        marker = jpeg_data[i + 1]
+        segments.append((i, marker))
+        if marker == 0xD9:  # end of image
+            return segments
+        i += 2 + struct.unpack(">H", jpeg_data[i + 2:i + 4])[0]
+        if marker == 0xDA:  # a scan's data runs to the next marker (0xFF00 and RSTn are data)
+            while not (jpeg_data[i] == 0xFF and jpeg_data[i + 1] not in (0, *range(0xD0, 0xD8))):
+                i += 1
+
+
+def jpeg_scan_bomb(width: int = 5000, height: int = 5000, repeats: int = 500) -> bytes:
+    """A progressive greyscale JPEG whose second scan (64 bytes) is repeated `repeats`
+    times: a few hundred KB, each repeat a pass over every block of the photo."""
+    data = encode(Image.linear_gradient("L").resize((width, height)), "JPEG", progressive=True)
+    segments = _segments(data)
+    scans = [offset for offset, marker in segments if marker == 0xDA]
+    end = segments[-1][0]
+    return data[:end] + data[scans[1]:scans[2]] * repeats + data[end:]
+
+
+def png_1bit(width: int = 6000, height: int = 6000) -> bytes:
+    """A blank 1-bit PNG: a few KB for 36 megapixels."""
+    return encode(Image.new("1", (width, height), 1), "PNG")
+
+
+def png_chunk_flood(chunks: int) -> bytes:
+    """A 64x64 PNG header followed by `chunks` empty chunks (12 bytes each)."""
+    header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 0, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + header + png_chunk(b"abCd", b"") * chunks
+
+
+def jpeg_segment_flood(segments: int) -> bytes:
+    """A small JPEG with `segments` empty comment segments (4 bytes each) before its image."""
+    photo = jpeg(64, 48)
+    return photo[:2] + b"\xff\xfe\x00\x02" * segments + photo[2:]
+
+
+def gif_extension_flood(extensions: int) -> bytes:
+    """A small GIF with `extensions` empty comment extensions (3 bytes each) before its image."""
+    photo = encode(Image.linear_gradient("L").resize((64, 48)), "GIF")
+    flags = photo[10]
+    start = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # after the global palette
+    return photo[:start] + b"\x21\xfe\x00" * extensions + photo[start:]

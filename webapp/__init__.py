@@ -12,6 +12,7 @@ from flask_bootstrap import Bootstrap5
 from flask_wtf.csrf import CSRFProtect
 
 from classifier.engine import ModelRegistry, default_pool_size
+from classifier.process_memory import return_large_blocks_when_freed
 from classifier.settings import PROJECT_ROOT
 from classifier.variant_memory import VariantMemory
 from webapp import admin, api, cli, errors, feedback, metrics, openapi, pages, present, security
@@ -50,6 +51,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         memory=VariantMemory(instance / "variant-choices.json") if app.config["REMEMBER_VARIANTS"]
         else None)
     app.extensions[EXTENSION] = registry
+    # A worker lives long: a large photo's pages go back to the system once it is answered.
+    return_large_blocks_when_freed()
 
     db.init_app(app)
     if os.environ.get("FLASK_RUN_FROM_CLI") == "true":  # set by the `flask` command

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from flask import current_app, request
+from flask import current_app, g, request
 from PIL import Image
 
+from classifier.decode_cost import DecodeBudget
 from classifier.engine import Model, ModelRegistry, Prediction, predict_together
 from classifier.explain import explanation
 from classifier.intake import ImageError, decode_image, draft_size
@@ -23,6 +24,8 @@ ALL_MODELS = "all"
 #: Classes shown per answer when the request does not say: every class of a small
 #: model, the five best of a large one.
 DEFAULT_TOP_K = 5
+#: The most classes an answer can list: every class of the largest model (ImageNet's 1000).
+MAX_TOP_K = 1000
 PREVIEW_SIZE = (480, 480)
 
 
@@ -71,7 +74,7 @@ def models_for_request() -> list[Model]:
     try:
         return [reg.get(name)]
     except KeyError:
-        raise RequestError(400, "unknown_model", f"There is no model called {name!r}; "
+        raise RequestError(400, "unknown_model", f"There is no model called {_quoted(name)}; "
                            f"available: {', '.join(reg.names())} (or {ALL_MODELS}).") from None
 
 
@@ -80,9 +83,18 @@ def top_k_for_request() -> int | None:
     value = requested_field("top_k")
     if value is None:
         return None
-    if not value.isdigit() or int(value) < 1:
-        raise RequestError(400, "bad_request", f"top_k must be a whole number from 1 up, not {value!r}.")
+    # isdigit() alone admits "²" and other Unicode digits, which int() refuses; the
+    # length check keeps int() from parsing thousands of digits.
+    if not (value.isascii() and value.isdigit() and len(value) <= 4 and 1 <= int(value) <= MAX_TOP_K):
+        raise RequestError(400, "bad_request",
+                           f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {_quoted(value)}.")
     return int(value)
+
+
+def _quoted(value: str, limit: int = 40) -> str:
+    """A client's value, quoted for an error message and cut short: a 20 MB form field
+    must not come back in the answer."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
 
 
 def default_top_k(model: Model, top_k: int | None) -> int:
@@ -93,6 +105,13 @@ def explain_requested() -> bool:
     return requested_field("explain") == "true"
 
 
+def decode_budget() -> DecodeBudget:
+    """The decoding work this request may still spend, shared by all its photos."""
+    if "decode_budget" not in g:
+        g.decode_budget = DecodeBudget(current_app.config["MAX_DECODE_WORK"])
+    return g.decode_budget
+
+
 def classify_uploads(models: list[Model], uploads: list[Upload], *,
                      explain: bool = False) -> list[Answer]:
     """Predict every upload with every model, decoding each photo once; the first bad
@@ -101,7 +120,7 @@ def classify_uploads(models: list[Model], uploads: list[Upload], *,
     answers = []
     for upload in uploads:
         try:
-            answers.append(Answer(upload, *predict_all(models, upload.data, explain)))
+            answers.append(Answer(upload, *predict_all(models, upload.data, explain, decode_budget())))
         except ImageError as exc:
             if len(uploads) > 1:
                 exc.message = f"{upload.filename}: {exc.message}"
@@ -109,15 +128,15 @@ def classify_uploads(models: list[Model], uploads: list[Upload], *,
     return answers
 
 
-def predict_all(models: list[Model], data: bytes, explain: bool = False
+def predict_all(models: list[Model], data: bytes, explain: bool, budget: DecodeBudget
                 ) -> tuple[dict[str, Prediction], dict[str, np.ndarray]]:
     if len(models) == 1:
-        inputs = {models[0].name: models[0].load(data)}
+        inputs = {models[0].name: models[0].load(data, budget)}
     else:
         # One decode, at a scale that serves the largest input; each model resizes from it.
         largest = max((m.input_size for m in models), key=lambda size: size[0] * size[1])
         image = decode_image(data, max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
-                             draft_size=draft_size(largest))
+                             draft_size=draft_size(largest), budget=budget)
         inputs = {model.name: model.prepare(image) for model in models}
     predictions = predict_together(models, inputs, features=explain)
     for name, prediction in predictions.items():
@@ -129,7 +148,7 @@ def preview_data_uri(data: bytes) -> str:
     """A small JPEG of an upload (upright, at most PREVIEW_SIZE), inline in a page or an
     answer: what a browser that cannot show the format (HEIC) displays instead."""
     image = decode_image(data, max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
-                         draft_size=PREVIEW_SIZE)
+                         draft_size=PREVIEW_SIZE, budget=decode_budget())
     image.thumbnail(PREVIEW_SIZE)
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=85)

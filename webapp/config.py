@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from classifier.decode_cost import DEFAULT_DECODE_WORK
 from classifier.intake import DEFAULT_MAX_PIXELS
 from classifier.settings import PROJECT_ROOT
 
@@ -30,6 +31,9 @@ class Config:
     MAX_CONTENT_LENGTH = _int("NOTHOTDOG_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
     #: Photos above this many pixels (width x height) are refused before decoding.
     MAX_IMAGE_PIXELS = _int("NOTHOTDOG_MAX_PIXELS", DEFAULT_MAX_PIXELS)
+    #: Decoding work one request may spend, in megapixels of PNG (classifier.decode_cost:
+    #: a 12 MP phone JPEG costs 1.2, a 40 MP PNG 40); beyond it: 422.
+    MAX_DECODE_WORK = _int("NOTHOTDOG_MAX_DECODE_WORK", DEFAULT_DECODE_WORK)
     #: Most photos accepted in one request.
     MAX_FILES_PER_REQUEST = _int("NOTHOTDOG_MAX_FILES", 16)
     #: Interpreters per model; 0 means one per core this process may use (at most one

@@ -1,6 +1,11 @@
 """Prometheus metrics at /metrics: request latency per route, predictions per model
 and label, feedback received, and the model versions loaded.
 
+No label takes a value a client chooses: latency is labelled by route template (the
+app's own table), and a request that matches no route, or uses a method its route
+does not take, only counts by status; so invented paths and methods cannot make
+new series without bound.
+
 Under gunicorn every worker is a process of its own, so the counts live in
 prometheus-client's multiprocess files (PROMETHEUS_MULTIPROC_DIR, which
 gunicorn.conf.py prepares) and /metrics adds up all workers; a single process
@@ -32,6 +37,8 @@ PREDICTIONS = Counter("nothotdog_predictions_total", "Answers given, by model an
                       ["model", "label"])
 FEEDBACK = Counter("nothotdog_feedback_total", "Feedback received, by model and whether "
                    "the answer was right", ["model", "correct"])
+UNROUTED = Counter("nothotdog_unrouted_requests_total", "Requests that matched no route "
+                   "or used a method the route does not take (404, 405), by status", ["status"])
 MODELS = Gauge("nothotdog_model_info", "Models loaded (1), by name, version and file served",
                ["model", "version", "file"], multiprocess_mode="liveall")
 
@@ -47,10 +54,13 @@ def register(app: Flask, models) -> None:
     @app.after_request
     def observe(response):
         started = g.pop("request_started", None)
-        if started is not None:
-            route = request.url_rule.rule if request.url_rule else "unmatched"
-            REQUEST_SECONDS.labels(route, request.method, str(response.status_code)).observe(
-                time.perf_counter() - started)
+        if started is None:
+            return response
+        if request.url_rule is None:
+            UNROUTED.labels(str(response.status_code)).inc()
+        else:  # the method is one the rule accepts: bounded by the route table
+            REQUEST_SECONDS.labels(request.url_rule.rule, request.method,
+                                   str(response.status_code)).observe(time.perf_counter() - started)
         return response
 
     app.register_blueprint(bp)

@@ -39,6 +39,8 @@ PEOPLE_MESSAGES = {
                               "Try a JPEG, PNG, WebP, GIF or HEIC photo.",
     "corrupt_image": "That photo seems damaged or incomplete. Try saving it again, or choose another.",
     "image_too_large": "That picture has too many pixels to read safely. Try a smaller version.",
+    "decoding_too_costly": "That photo would take us too long to read. Try it as a JPEG, "
+                           "or a smaller version.",
     "no_digit": "No digit found: the picture looks blank. Draw or photograph one digit.",
     "unknown_model": "That model is not available any more. Reload the page and pick another.",
     "too_many_requests": "You sent a lot in a short time. Please wait a minute and try again.",

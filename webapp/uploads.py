@@ -12,6 +12,9 @@ import unicodedata
 from dataclasses import dataclass
 
 from flask import Request, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.utils import cached_property
+from werkzeug.wsgi import LimitedStream
 
 from webapp.errors import RequestError
 
@@ -27,11 +30,36 @@ class Upload:
 
 class InMemoryRequest(Request):
     """Werkzeug spools large uploads to temporary files; we keep them in memory
-    (they are bounded by MAX_CONTENT_LENGTH) so nothing a user sends reaches the disk."""
+    (they are bounded by MAX_CONTENT_LENGTH) so nothing a user sends reaches the disk.
+    A chunked body, which has no Content-Length to refuse up front, is held to the same
+    limit while it is read: one byte over it is a 413."""
 
     def _get_file_stream(self, total_content_length, content_type, filename=None,
                          content_length=None):
         return io.BytesIO()
+
+    @cached_property
+    def stream(self):
+        limit = self.max_content_length
+        # gunicorn marks a body it de-chunks itself as terminated (PEP 3333's extension).
+        if self.content_length is None and limit is not None and self.environ.get("wsgi.input_terminated"):
+            return _CappedBody(self.environ["wsgi.input"], limit)
+        return super().stream
+
+
+class _CappedBody(LimitedStream):
+    """A body of unknown length read up to `limit` bytes. Werkzeug's own cap ends the
+    stream quietly at the limit, so a 21 MB chunked upload would be cut to 20 MB and
+    parsed as a damaged photo; reading one byte past the limit is the tell."""
+
+    def __init__(self, stream, limit: int):
+        super().__init__(stream, limit + 1, is_max=True)
+
+    def readinto(self, buffer) -> int:
+        count = super().readinto(buffer)
+        if self.is_exhausted:
+            raise RequestEntityTooLarge()
+        return count
 
 
 def uploads_from_request() -> list[Upload]:

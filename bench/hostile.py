@@ -1,0 +1,152 @@
+"""Hostile uploads against a real gunicorn worker: what each one costs.
+
+Every file is built here to cost a worker seconds of CPU or gigabytes of memory if
+decoded naively (a JPEG repeating one scan, a 35 MP 16-bit PNG in 200 KB, a 36 MP
+1-bit PNG in 16 KB, millions of empty PNG chunks or JPEG segments, ...), next to the
+legitimate photos at the documented limits. For each: the answer, its wall time, and
+the worker's peak memory (VmHWM) and resident memory after it. The baseline is a
+12 MP phone JPEG sent to the same worker in the same run.
+
+A second table checks `classifier.decode_cost`'s per-format weights on this CPU:
+milliseconds per megapixel of each format, and the weight they imply against PNG.
+
+    python -m bench.hostile
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import time
+
+import requests
+from PIL import Image
+
+from bench.common import report
+from classifier import decode_cost
+from classifier.intake import load_pixels
+from tests import images
+from tests.servers import gunicorn, peak_rss_mb
+
+REPEATS = 3
+
+
+def big_photo(width: int, height: int, fmt: str, mode: str = "RGB", **options) -> bytes:
+    """A photo-like picture (gradients and sensor noise): as costly to decode as a real one."""
+    return images.encode(Image.fromarray(images.photo_array(width, height)).convert(mode), fmt, **options)
+
+
+def smooth_photo(width: int, height: int, mode: str = "RGB") -> bytes:
+    """A noiseless 40 MP PNG fits the 20 MB upload limit; a real photo's would not."""
+    ramp = Image.linear_gradient("L").resize((width, height))
+    channels = (ramp, ramp.transpose(Image.Transpose.ROTATE_180), Image.new("L", (width, height), 90))
+    return images.encode(Image.merge("RGB", channels).convert(mode), "PNG")
+
+
+def costliest_accepted_jpeg() -> bytes:
+    """40 MP, progressive, with as many scans as the limit allows."""
+    scans_in_file = 6  # a progressive greyscale JPEG as Pillow writes it
+    return images.jpeg_scan_bomb(7300, 5475, repeats=decode_cost.MAX_JPEG_SCANS - scans_in_file)
+
+
+def cases() -> list[tuple[str, str, list[bytes]]]:
+    """(name, model, photos of one request)."""
+    grey16, scan_bomb = images.png_16bit_grey(5000, 7000), images.jpeg_scan_bomb()
+    phone = images.jpeg(4000, 3000)
+    return [
+        ("scan bomb: 5000x5000 JPEG, a scan repeated 500x", "hotdog", [scan_bomb]),
+        ("16 scan bombs in one request", "hotdog", [scan_bomb] * 16),
+        ("costliest accepted JPEG: 40 MP, 100 scans", "hotdog", [costliest_accepted_jpeg()]),
+        ("35 MP 16-bit grey PNG", "hotdog", [grey16]),
+        ("35 MP 16-bit grey PNG, model=all", "all", [grey16]),
+        ("16 x 35 MP 16-bit grey PNG in one request", "hotdog", [grey16] * 16),
+        ("36 MP 1-bit PNG to the digit reader", "digits", [images.png_1bit(6000, 6000)]),
+        ("PNG of 1.5 M empty chunks", "hotdog", [images.png_chunk_flood(1_500_000)]),
+        ("JPEG of 4 M empty comment segments", "hotdog", [images.jpeg_segment_flood(4_000_000)]),
+        ("GIF of 5 M empty extensions", "hotdog", [images.gif_extension_flood(5_000_000)]),
+        ("legitimate: 40 MP PNG", "hotdog", [smooth_photo(7300, 5475)]),
+        ("legitimate: 40 MP PNG with alpha", "hotdog", [smooth_photo(7300, 5475, "RGBA")]),
+        ("legitimate: 12 MP HEIC", "hotdog", [big_photo(4000, 3000, "HEIF", quality=80)]),
+        ("legitimate: 6 x 12 MP JPEG in one request (18 MB)", "hotdog", [phone] * 6),
+    ]
+
+
+def send(base: str, model: str, photos: list[bytes]) -> tuple[int, str, float]:
+    started = time.perf_counter()
+    response = requests.post(f"{base}/api/v1/classify?model={model}",
+                             files=[("image", (f"p{i}", photo)) for i, photo in enumerate(photos)],
+                             timeout=120)
+    elapsed = time.perf_counter() - started
+    code = response.json().get("error", {}).get("code", "") if response.status_code != 200 else ""
+    return response.status_code, code, elapsed
+
+
+def against_a_worker() -> dict:
+    phone = images.jpeg(4000, 3000)
+    rows = []
+    with gunicorn(workers=1, env={"GUNICORN_THREADS": "1"}) as server:
+        server.wait_ready(workers=1)
+        (worker,) = server.workers()
+        for model in ("all", "digits"):  # every network has run once: later growth is decoding's
+            send(server.base, model, [images.jpeg()])
+        baseline = statistics.median(send(server.base, "hotdog", [phone])[2] for _ in range(REPEATS))
+        for name, model, photos in cases():
+            status, code, seconds = send(server.base, model, photos)
+            rows.append({"case": name, "bytes": sum(map(len, photos)), "status": status, "code": code,
+                         "seconds": round(seconds, 3), "x_baseline": round(seconds / baseline, 1),
+                         "peak_mb": round(peak_rss_mb(worker.pid)),
+                         "rss_after_mb": round(worker.memory_info().rss / 2**20)})
+            print(rows[-1], flush=True)
+    return {"baseline_12mp_jpeg_s": round(baseline, 3), "rows": rows}
+
+
+def format_weights() -> list[dict]:
+    """ms per megapixel of each format, decoded as the server does, and the weight
+    that implies against PNG next to the one decode_cost uses."""
+    photos = {"PNG": big_photo(4000, 3000, "PNG", compress_level=1),
+              "TIFF": big_photo(4000, 3000, "TIFF", compression="tiff_lzw"),
+              "GIF": big_photo(4000, 3000, "GIF"), "WEBP": big_photo(4000, 3000, "WEBP"),
+              "BMP": big_photo(4000, 3000, "BMP"), "HEIF": big_photo(4000, 3000, "HEIF", quality=80),
+              "JPEG": big_photo(4000, 3000, "JPEG", quality=90),
+              "JPEG progressive": big_photo(4000, 3000, "JPEG", quality=90, progressive=True)}
+    ms_per_mp = {}
+    for name, data in photos.items():
+        samples = []
+        for _ in range(REPEATS):
+            started = time.perf_counter()
+            load_pixels(data, (224, 224))
+            samples.append((time.perf_counter() - started) * 1000 / 12)
+        ms_per_mp[name] = min(samples)
+    rows = []
+    for name, ms in ms_per_mp.items():
+        with Image.open(io.BytesIO(photos[name])) as opened:
+            used = decode_cost.decode_work(opened, photos[name]) / 12
+        rows.append({"format": name, "ms_per_mp": round(ms, 2),
+                     "measured_weight": round(ms / ms_per_mp["PNG"], 3), "weight_used": round(used, 3)})
+    return rows
+
+
+def to_markdown(result: dict) -> str:
+    lines = [f"One gunicorn worker, one thread. Baseline: a 12 MP phone JPEG, "
+             f"{result['baseline_12mp_jpeg_s']} s (median of {REPEATS}).", "",
+             "| request | bytes | answer | s | x baseline | worker peak MB | RSS after MB |",
+             "|---|---:|---|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        answer = f"{r['status']} {r['code']}".strip()
+        lines.append(f"| {r['case']} | {r['bytes']:,} | {answer} | {r['seconds']} | {r['x_baseline']} "
+                     f"| {r['peak_mb']} | {r['rss_after_mb']} |")
+    lines += ["", "Decoding work per megapixel, in-process (12 MP photos, best of 3):", "",
+              "| format | ms / MP | weight measured (PNG = 1) | weight used |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['format']} | {r['ms_per_mp']} | {r['measured_weight']} | {r['weight_used']} |"
+              for r in result["weights"]]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    result = against_a_worker()
+    result["weights"] = format_weights()
+    report("hostile", result, to_markdown)
+
+
+if __name__ == "__main__":
+    main()

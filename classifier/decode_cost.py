@@ -1,0 +1,143 @@
+"""What decoding a photo will cost, known before a pixel is decoded, and the budget a
+request spends it from.
+
+A file's header tells its size and format and, for a JPEG, how many scans it holds;
+together they fix the decoder's work. `decode_work` estimates it in megapixels of PNG
+decoding, and a `DecodeBudget` (one per request, or per file where nothing groups
+files) refuses a photo that would overspend it, so a small upload cannot hold a worker
+for seconds. Files whose structure alone would be slow to walk (millions of empty
+chunks) are refused before Pillow opens them.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from PIL import Image
+
+from classifier.image_errors import DecodingTooCostly
+
+#: No encoder writes more scans than this: libjpeg's progressive script has 10 (6 for
+#: greyscale), Photoshop's 3-5, mozjpeg's optimised scripts stay under 20. Every scan
+#: is a pass over the whole photo, so a file of a few KB that repeats a scan a
+#: thousand times costs seconds; it is refused from a byte count before decoding.
+MAX_JPEG_SCANS = 100
+
+#: Pillow reads a file's structure (JPEG segments, PNG chunks, GIF extension blocks)
+#: in Python, at about 0.2 us a byte when the blocks are tiny: 20 MB of empty blocks
+#: would cost 4 s before the first pixel. Real files have a few dozen segments before
+#: a JPEG's image data, a few hundred or thousand chunks in a PNG (libpng writes 8 KB
+#: ones) and a handful of GIF extensions; more than these is refused up front.
+MAX_STRUCTURE_BLOCKS = {"JPEG": 1_000, "PNG": 20_000, "GIF": 1_000}
+
+#: Decoding work per megapixel, relative to PNG (1.0), by format: what the limits below
+#: are counted in. Measured by `python -m bench.hostile` (bench/results/hostile.md):
+#: a baseline JPEG decoded at reduced DCT scale costs a tenth of a PNG of the same size,
+#: each scan of a progressive JPEG about a 25th; HEIC (HEVC) four PNGs.
+DECODE_WORK_PER_MEGAPIXEL = {"PNG": 1.0, "TIFF": 1.0, "GIF": 0.5, "WEBP": 0.75, "BMP": 0.25,
+                             "HEIF": 4.0}
+JPEG_WORK_PER_MEGAPIXEL = 0.1
+JPEG_WORK_PER_SCAN_MEGAPIXEL = 0.04
+#: Decoding work one request may spend (one file, where nothing groups files): about
+#: 4 s on a 2-core AMD EPYC of 2026. 16 phone JPEGs of 12 MP cost 19, one 40 MP PNG 40,
+#: one 12 MP HEIC 48; a request beyond it gets `decoding_too_costly`.
+DEFAULT_DECODE_WORK = 200
+
+
+class DecodeBudget:
+    """The decoding work a request may still spend (see `decode_work`). Shared by every
+    decode of the request's photos, so 16 photos cannot cost 16 times the limit. A
+    photo decoded again in the same request (for its preview) is charged once: its
+    bytes are recognised by identity, as they stay alive with the request."""
+
+    def __init__(self, work: float = DEFAULT_DECODE_WORK):
+        self.limit = self.left = work
+        self._paid: set[int] = set()
+
+    def spend(self, work: float, data: bytes) -> None:
+        if id(data) in self._paid:
+            return
+        if work > self.limit:
+            raise DecodingTooCostly(
+                f"This photo would take too long to decode ({work:.0f} units of work; the "
+                f"limit is {self.limit:.0f}): send it smaller, or as a JPEG.")
+        if work > self.left:
+            raise DecodingTooCostly(
+                "The photos in this request together would take too long to decode: "
+                "send fewer at once.")
+        self.left -= work
+        self._paid.add(id(data))
+
+
+def decode_work(image: Image.Image, data: bytes) -> float:
+    """What decoding `image` (opened, not yet loaded, from `data`) will cost, in
+    megapixels of PNG decoding (`DECODE_WORK_PER_MEGAPIXEL`). A JPEG costs by its
+    scans, counted from its bytes: in entropy-coded data 0xFF is always followed by
+    0x00, so each b"\\xff\\xda" is a start-of-scan marker (or, harmlessly, data in a
+    metadata segment, which only over-counts)."""
+    megapixels = image.size[0] * image.size[1] / 1e6
+    if image.format != "JPEG":
+        return megapixels * DECODE_WORK_PER_MEGAPIXEL.get(image.format, 1.0)
+    scans = data.count(b"\xff\xda")
+    if scans > MAX_JPEG_SCANS:
+        raise DecodingTooCostly(
+            f"This JPEG holds {scans} scans; no camera or encoder writes more than "
+            f"{MAX_JPEG_SCANS}, and each one costs a pass over the whole photo.")
+    return megapixels * max(JPEG_WORK_PER_MEGAPIXEL, scans * JPEG_WORK_PER_SCAN_MEGAPIXEL)
+
+
+def refuse_costly_structure(data: bytes) -> None:
+    """Count the blocks Pillow would walk in Python before the pixels, stopping at the
+    cap: a few microseconds for any real photo. Damage is left to the decoder to report."""
+    kind, blocks = _structure_blocks(data)
+    if kind and blocks > MAX_STRUCTURE_BLOCKS[kind]:
+        raise DecodingTooCostly(
+            f"This {kind} file is split into more than {MAX_STRUCTURE_BLOCKS[kind]} blocks "
+            "before or around its pixels; no camera or editor writes that many.")
+
+
+def _structure_blocks(data: bytes) -> tuple[str | None, int]:
+    """(format, blocks counted up to one past its cap) for JPEG, PNG and GIF."""
+    if data.startswith(b"\xff\xd8"):  # JPEG: segments up to the first scan
+        return "JPEG", _count_blocks(data, 2, MAX_STRUCTURE_BLOCKS["JPEG"], _next_jpeg_segment)
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG", _count_blocks(data, 8, MAX_STRUCTURE_BLOCKS["PNG"], _next_png_chunk)
+    if data.startswith((b"GIF87a", b"GIF89a")) and len(data) >= 13:
+        palette = 3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0
+        return "GIF", _count_blocks(data, 13 + palette, MAX_STRUCTURE_BLOCKS["GIF"], _next_gif_extension)
+    return None, 0
+
+
+def _count_blocks(data: bytes, offset: int, cap: int, step) -> int:
+    count = 0
+    while offset is not None and count <= cap:
+        offset = step(data, offset)
+        count += 1
+    return count
+
+
+def _next_jpeg_segment(data: bytes, i: int) -> int | None:
+    """The offset after the segment at `i`, or None at the first scan or the end."""
+    while i < len(data) and data[i] == 0xFF and i + 1 < len(data) and data[i + 1] == 0xFF:
+        i += 1  # fill bytes
+    if i + 4 > len(data) or data[i] != 0xFF or data[i + 1] in (0xDA, 0xD9):
+        return None
+    if 0xD0 <= data[i + 1] <= 0xD7 or data[i + 1] == 0x01:  # markers without a length
+        return i + 2
+    return i + 2 + struct.unpack_from(">H", data, i + 2)[0]
+
+
+def _next_png_chunk(data: bytes, i: int) -> int | None:
+    if i + 8 > len(data) or data[i + 4:i + 8] == b"IEND":
+        return None
+    return i + 12 + struct.unpack_from(">I", data, i)[0]
+
+
+def _next_gif_extension(data: bytes, i: int) -> int | None:
+    """The offset after the extension block at `i`, or None at the image (or the end)."""
+    if i + 2 > len(data) or data[i] != 0x21:
+        return None
+    i += 2
+    while i < len(data) and data[i]:  # sub-blocks, each led by its length
+        i += 1 + data[i]
+    return i + 1

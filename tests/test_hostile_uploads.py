@@ -1,0 +1,242 @@
+"""Uploads built to cost a worker seconds of CPU or gigabytes of memory, fields built to
+crash it, and requests built to grow /metrics: each gets a clear 4xx (or a verdict)
+and the service stays up. Every hostile file is made here, in a few hundred KB.
+
+The time and memory each one costs a real gunicorn worker are measured by
+`python -m bench.hostile`; the test with a real server below holds the memory bar."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import re
+import urllib.parse
+
+import numpy as np
+import pytest
+import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from classifier import decode_cost, intake
+from classifier.decode_cost import DecodeBudget, decode_work
+from classifier.image_errors import DecodingTooCostly
+from tests import images
+from tests.servers import gunicorn, peak_rss_mb
+
+JPEG = {"Content-Type": "image/jpeg"}
+
+
+def error_code(response) -> str:
+    return response.get_json()["error"]["code"]
+
+
+def send(client, *photos: bytes, query: str = ""):
+    files = [(io.BytesIO(photo), f"photo{i}.png") for i, photo in enumerate(photos)]
+    return client.post("/api/v1/classify" + query, data={"image": files},
+                       content_type="multipart/form-data")
+
+
+# -- decoding within a budget ---------------------------------------------------------
+
+def test_a_jpeg_repeating_a_scan_is_refused_before_decoding(client):
+    bomb = images.jpeg_scan_bomb(repeats=500)
+    assert len(bomb) < 200_000
+    response = send(client, bomb)
+    assert response.status_code == 422
+    assert error_code(response) == "decoding_too_costly"
+    assert "scans" in response.get_json()["error"]["message"]
+
+
+def test_a_progressive_jpeg_as_encoders_write_it_is_classified(client):
+    photo = images.encode(Image.fromarray(images.photo_array(1600, 1200)), "JPEG", progressive=True)
+    assert send(client, photo).status_code == 200
+
+
+@pytest.mark.parametrize(("kind", "data"), [
+    ("JPEG", images.jpeg_segment_flood(5_000)),
+    ("PNG", images.png_chunk_flood(30_000)),
+    ("GIF", images.gif_extension_flood(5_000)),
+])
+def test_files_of_countless_tiny_blocks_are_refused_before_pillow_walks_them(client, kind, data):
+    response = client.post("/api/v1/classify", data=data, headers={"Content-Type": "image/" + kind.lower()})
+    assert response.status_code == 422
+    assert error_code(response) == "decoding_too_costly"
+    assert kind in response.get_json()["error"]["message"]
+
+
+def test_a_35_megapixel_16_bit_png_is_classified_and_16_of_them_are_refused_as_one_request(client):
+    grey16 = images.png_16bit_grey(5000, 7000)
+    assert len(grey16) < 300_000
+    assert send(client, grey16).status_code == 200
+    response = send(client, *[grey16] * 16)
+    assert response.status_code == 422
+    assert error_code(response) == "decoding_too_costly"
+    assert "together" in response.get_json()["error"]["message"]
+
+
+def test_a_huge_blank_1_bit_png_sent_to_the_digit_reader_is_a_clear_no_digit(client):
+    response = client.post("/api/v1/classify?model=digits", data=images.png_1bit(6000, 6000),
+                           headers={"Content-Type": "image/png"})
+    assert response.status_code == 422
+    assert error_code(response) == "no_digit"
+
+
+def test_the_budget_is_shared_by_a_request_and_charges_a_photo_once():
+    budget = DecodeBudget(10)
+    photo, other = b"one photo", b"another"
+    budget.spend(6, photo)
+    budget.spend(6, photo)  # decoded again for its preview: already paid
+    with pytest.raises(DecodingTooCostly, match="together"):
+        budget.spend(6, other)
+    with pytest.raises(DecodingTooCostly, match="This photo"):
+        DecodeBudget(10).spend(11, other)
+
+
+def test_decode_work_follows_format_size_and_scans():
+    def opened(data: bytes) -> tuple[Image.Image, bytes]:
+        return Image.open(io.BytesIO(data)), data
+
+    base = Image.fromarray(images.photo_array(1000, 1000))
+    png = decode_work(*opened(images.encode(base, "PNG")))
+    baseline = decode_work(*opened(images.encode(base, "JPEG")))
+    progressive = decode_work(*opened(images.encode(base, "JPEG", progressive=True)))
+    assert png == pytest.approx(1.0)
+    assert baseline == pytest.approx(decode_cost.JPEG_WORK_PER_MEGAPIXEL)
+    assert baseline < progressive < png
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "1", "I;16", "L"])
+def test_large_photos_reduced_after_decoding_keep_their_look(mode):
+    """A big PNG is box-reduced before any conversion; the model's pixels stay those of a
+    plain full-size conversion and resize, within a few grey levels on average."""
+    picture = Image.fromarray(images.photo_array(1800, 1350))
+    plain = picture.convert("L" if mode in ("1", "I;16", "L") else "RGB")
+    if mode == "I;16":
+        picture = Image.fromarray(np.asarray(plain, np.uint16) * 257)
+    elif mode == "P":
+        picture = plain = picture.convert("P", palette=Image.Palette.ADAPTIVE)
+    elif mode == "1":
+        picture = plain = picture.convert("1")
+    else:
+        picture = picture.convert(mode)
+        plain = picture
+    ours = intake.load_pixels(images.encode(picture, "PNG"), (224, 224)).astype(np.float32)
+    reference = plain.convert("RGB").resize((224, 224), Image.Resampling.BILINEAR)
+    assert ours.shape == (224, 224, 3)
+    # Dithered 1-bit pixels average differently in a box than under a bilinear kernel.
+    assert np.abs(ours - np.asarray(reference, np.float32)).mean() < (12 if mode == "1" else 2.5)
+
+
+def test_16_bit_levels_are_scaled_to_the_nearest_8_bit_level():
+    levels = np.array([[0, 128, 129, 256, 257, 385, 386, 65535]], np.uint16)
+    image = intake.decode_image(images.encode(Image.fromarray(levels), "PNG"))
+    assert np.asarray(image)[0, :, 0].tolist() == [0, 0, 1, 1, 1, 1, 2, 255]
+
+
+# -- fields and bodies ----------------------------------------------------------------
+
+@pytest.mark.parametrize("top_k", ["²", "9" * 5000, "0", "-1", "1001", " 2", "1.5", "", "٣"])
+def test_a_bad_top_k_is_a_400_that_does_not_echo_it_whole(client, top_k):
+    response = client.post("/api/v1/classify?" + urllib.parse.urlencode({"top_k": top_k}),
+                           data=images.jpeg(), headers=JPEG)
+    if top_k == "":  # an empty value is no value: the default
+        assert response.status_code == 200
+        return
+    assert response.status_code == 400, top_k
+    assert len(response.get_json()["error"]["message"]) < 200
+
+
+@settings(max_examples=60, deadline=None)
+@given(top_k=st.text(max_size=30), model=st.text(max_size=30))
+def test_no_top_k_or_model_value_gives_a_5xx(app, top_k, model):
+    query = urllib.parse.urlencode({"top_k": top_k, "model": model})
+    response = app.test_client().post("/api/v1/classify?" + query, data=images.jpeg(80, 60), headers=JPEG)
+    assert response.status_code < 500
+
+
+def test_a_huge_model_name_is_not_echoed_back(client):
+    response = client.post("/api/v1/classify?model=" + "x" * 20_000, data=images.jpeg(), headers=JPEG)
+    assert response.status_code == 400
+    assert len(response.get_json()["error"]["message"]) < 300
+
+
+def chunked(client, body: bytes, content_type: str):
+    """A body as gunicorn hands a chunked one over: no Content-Length, input terminated."""
+    return client.post("/api/v1/classify", input_stream=io.BytesIO(body),
+                       headers={"Content-Type": content_type, "Transfer-Encoding": "chunked"},
+                       environ_overrides={"wsgi.input_terminated": True})
+
+
+def test_a_chunked_body_over_the_limit_is_413_raw_or_multipart(app, client):
+    over = b"\xff" * (app.config["MAX_CONTENT_LENGTH"] + 1)
+    assert chunked(client, over, "image/jpeg").status_code == 413
+    form = client.application.test_request_context(
+        method="POST", data={"image": (io.BytesIO(over), "a.jpg")}).request
+    body, content_type = form.get_data(), form.content_type
+    response = chunked(client, body, content_type)
+    assert response.status_code == 413
+    assert error_code(response) == "payload_too_large"
+
+
+def test_a_chunked_body_within_the_limit_is_classified(client):
+    response = chunked(client, images.jpeg(), "image/jpeg")
+    assert response.status_code == 200
+    assert response.get_json()["results"][0]["label"]
+
+
+# -- metrics --------------------------------------------------------------------------
+
+def test_invented_methods_and_paths_make_no_new_series(client):
+    client.get("/metrics")  # the scrape's own series exist from then on
+    before = client.get("/metrics").get_data(as_text=True).splitlines()
+    for i in range(15):
+        client.open(f"/invented/{i}", method=f"QWERTY{i}")
+        client.open("/api/v1/classify", method=f"BREW{i}")
+        client.get(f"/no/such/page/{i}")
+    after = client.get("/metrics").get_data(as_text=True).splitlines()
+    assert len(after) - len(before) <= 10
+    text = "\n".join(after)
+    assert not re.search(r"QWERTY|BREW|invented|no/such", text)
+    assert 'nothotdog_unrouted_requests_total{status="405"}' in text
+
+
+# -- a real gunicorn worker ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def server():
+    with gunicorn(workers=1) as running:
+        running.wait_ready(workers=1)
+        yield running
+
+
+def test_a_chunked_upload_over_the_limit_is_413_from_gunicorn(server):
+    host, port = urllib.parse.urlsplit(server.base).netloc.split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    piece = b"\xff" * (1024 * 1024)
+    connection.request("POST", "/api/v1/classify", body=iter([piece] * 21),
+                       headers={"Content-Type": "image/jpeg"}, encode_chunked=True)
+    response = connection.getresponse()
+    assert response.status == 413
+    assert b"payload_too_large" in response.read()
+
+
+def test_hostile_uploads_leave_a_worker_within_its_memory_and_serving(server):
+    """Every hostile file of the issue, then 16 in one request: 4xx or verdicts, the
+    worker's peak RSS (VmHWM) under 700 MB, and it still answers."""
+    hostile = {"scan bomb": images.jpeg_scan_bomb(), "16-bit PNG": images.png_16bit_grey(5000, 7000),
+               "1-bit PNG": images.png_1bit(6000, 6000)}
+    for name, data in hostile.items():
+        for model in ("hotdog", "digits", "all"):
+            response = requests.post(f"{server.base}/api/v1/classify?model={model}",
+                                     files=[("image", ("x.png", data))], timeout=60)
+            assert response.status_code < 500, (name, model, response.text)
+    for data in hostile.values():
+        response = requests.post(f"{server.base}/api/v1/classify",
+                                 files=[("image", ("x.png", data))] * 16, timeout=60)
+        assert response.status_code == 422
+    (worker,) = server.workers()
+    assert peak_rss_mb(worker.pid) <= 700
+    assert requests.post(f"{server.base}/api/v1/classify", data=images.jpeg(),
+                         headers=JPEG, timeout=30).status_code == 200
