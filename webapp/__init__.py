@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from flask import Flask
 from flask_bootstrap import Bootstrap5
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from classifier.engine import ModelRegistry, default_pool_size
 from classifier.process_memory import return_large_blocks_when_freed
@@ -18,7 +20,7 @@ from classifier.variant_memory import VariantMemory
 from webapp import admin, api, cli, errors, feedback, metrics, openapi, pages, present, security
 from webapp.classify import EXTENSION
 from webapp.config import Config
-from webapp.db import db, enable_migrations
+from webapp.db import db, enable_migrations, protect_sqlite_file
 from webapp.uploads import InMemoryRequest
 
 
@@ -36,10 +38,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.request_class = InMemoryRequest
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO)
-    instance = Path(app.instance_path)
-    instance.mkdir(parents=True, exist_ok=True)
+    if app.config["TRUSTED_PROXIES"]:
+        # The client's address and scheme as the proxies saw them: limits count real
+        # clients, and Secure cookies and CSRF checks see HTTPS.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"],
+                                x_proto=app.config["TRUSTED_PROXIES"])
+    instance = private_folder(Path(app.instance_path))
     app.config["SQLALCHEMY_DATABASE_URI"] = (app.config["SQLALCHEMY_DATABASE_URI"]
                                              or f"sqlite:///{instance / 'nothotdog.sqlite'}")
+    protect_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"], instance)
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or instance_secret(instance)
 
     registry = ModelRegistry.from_folder(
@@ -72,6 +79,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.register(app)
     security.register(app)
     return app
+
+
+def private_folder(folder: Path) -> Path:
+    """The instance folder, readable by its owner only: it holds the secret key and,
+    by default, the database of shared photos."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if stat.S_IMODE(folder.stat().st_mode) != 0o700:
+        folder.chmod(0o700)
+    return folder
 
 
 def instance_secret(instance: Path) -> str:

@@ -68,11 +68,21 @@ class Config:
     SESSION_COOKIE_SECURE = os.environ.get("NOTHOTDOG_SECURE_COOKIES", "1") != "0"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    #: An admin session ends this long after login at the latest (webapp.admin).
     PERMANENT_SESSION_LIFETIME = 8 * 3600
+    #: After a wrong admin password, the client's address waits this many seconds before
+    #: its next try, doubled at each further failure up to the maximum (webapp.admin).
+    ADMIN_LOGIN_BACKOFF_SECONDS = 1
+    ADMIN_LOGIN_BACKOFF_MAX_SECONDS = 60
+    #: Reverse proxies in front of the app (0: none). Each adds an X-Forwarded-For entry;
+    #: trusting exactly that many makes rate limits count real clients, not the proxy.
+    TRUSTED_PROXIES = _int("NOTHOTDOG_TRUSTED_PROXIES", 0)
     #: Feedback a client may send (Flask-Limiter syntax), and where counts are kept:
     #: memory per worker by default, shared by all with redis://...
     FEEDBACK_RATE_LIMIT = os.environ.get("NOTHOTDOG_FEEDBACK_LIMIT", "10 per minute;100 per day")
     RATELIMIT_STORAGE_URI = os.environ.get("NOTHOTDOG_RATELIMIT_STORAGE", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
+    #: How long an answer's feedback token is taken (each only once).
+    FEEDBACK_TOKEN_HOURS = _int("NOTHOTDOG_FEEDBACK_TOKEN_HOURS", 24)
     #: Longest side of a photo kept with consent (re-encoded: no EXIF survives).
     FEEDBACK_PHOTO_SIZE = 1024

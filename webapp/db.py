@@ -8,10 +8,13 @@ PostgreSQL (or any SQLAlchemy URL) through DATABASE_URL.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
+from pathlib import Path
 
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, Boolean, DateTime, Integer, LargeBinary, String, func
+from sqlalchemy import JSON, Boolean, DateTime, Integer, LargeBinary, String, func, make_url
 from sqlalchemy.orm import Mapped, mapped_column
 
 from classifier.settings import PROJECT_ROOT
@@ -42,6 +45,10 @@ class Feedback(db.Model):
     has_photo: Mapped[bool] = mapped_column(Boolean, default=False)
     photo_jpeg: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    #: The random id of the token the feedback came with: unique, so the database itself
+    #: refuses a token's second use, whichever worker or host receives it. NULL for
+    #: feedback stored before tokens had ids.
+    token_id: Mapped[str | None] = mapped_column(String(32), unique=True, index=True)
 
     @property
     def label(self) -> str:
@@ -53,6 +60,35 @@ class Feedback(db.Model):
                 "verdict": self.verdict, "correct": self.correct, "correction": self.correction,
                 "photo_stored": self.has_photo, "status": self.status,
                 "created_at": self.created_at.isoformat() if self.created_at else None}
+
+
+class AdminSession(db.Model):
+    """A logged-in admin, kept here rather than only in the signed cookie, so that
+    logging out ends the session for every copy of the cookie, on every host. The
+    cookie holds a random secret; this table only its hash."""
+
+    __tablename__ = "admin_sessions"
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    #: A fixed end: an admin session lasts at most PERMANENT_SESSION_LIFETIME from login.
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    #: HMAC of the admin password when the session began: a new password ends it.
+    password_hmac: Mapped[str] = mapped_column(String(64))
+
+
+def protect_sqlite_file(uri: str, instance: Path) -> None:
+    """Make a SQLite database file readable by its owner only (it holds the photos people
+    shared): created with mode 0600 before SQLAlchemy first opens it, or tightened if it
+    exists. SQLite gives the -journal and -wal files beside it the database's own mode.
+    A relative path is in the instance folder, as Flask-SQLAlchemy reads it."""
+    url = make_url(uri)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    path = instance / url.database  # an absolute database path replaces the folder
+    os.close(os.open(path, os.O_CREAT | os.O_RDONLY, 0o600))  # no truncation if it exists
+    if stat.S_IMODE(path.stat().st_mode) != 0o600:
+        path.chmod(0o600)
 
 
 def enable_migrations(app: Flask) -> None:

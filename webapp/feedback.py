@@ -13,7 +13,7 @@ import io
 from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from classifier.intake import ImageError, decode_image
 from webapp import metrics, tokens
@@ -41,7 +41,8 @@ def feedback_api():
         `token` is the `feedback_token` of a result from /api/v1/classify. Send
         `correct` true or false, and with false the right class in `correction`.
         The photo is stored only with `consent` true, and then it must be sent again
-        (multipart field `image`); its EXIF data is removed. Rate-limited per client.
+        (multipart field `image`); its EXIF data is removed. Each token is taken once,
+        within 24 hours of the answer (NOTHOTDOG_FEEDBACK_TOKEN_HOURS). Rate-limited per client.
       requestBody:
         content:
           application/json:
@@ -50,15 +51,15 @@ def feedback_api():
             schema: FeedbackRequest
       responses:
         201: {description: Stored., content: {application/json: {schema: FeedbackStored}}}
-        400: {description: "Missing or invalid fields, or an unsigned token", content: {application/json: {schema: Error}}}
+        400: {description: "Missing or invalid fields (`bad_request`, `bad_correction`, `missing_image`), a body that is not a JSON object or form, a token this service did not sign (`bad_token`), or a photo that is not the one answered (`wrong_photo`)", content: {application/json: {schema: Error}}}
+        409: {description: "`token_used`: feedback with this token was already stored", content: {application/json: {schema: Error}}}
+        410: {description: "`token_expired`: the answer is older than feedback is taken (24 hours by default)", content: {application/json: {schema: Error}}}
         429: {description: Too much feedback from this client, content: {application/json: {schema: Error}}}
     """
-    fields = request.get_json(silent=True) if request.is_json else request.form
-    if fields is None:
-        raise RequestError(400, "bad_request", "Send the feedback as JSON or as form fields.")
+    fields = _api_fields()
     photo = request.files.get("image")
     stored = record(fields, photo.read() if photo else None,
-                    consent=_boolean(fields.get("consent", False), "consent"), check_hash=True)
+                    consent=_boolean(fields.get("consent", False), "consent"))
     return jsonify(id=stored.id, photo_stored=stored.has_photo), 201
 
 
@@ -67,61 +68,103 @@ def feedback_api():
 def feedback_form():
     """The no-JavaScript path: the result page's form, answered with a thank-you page."""
     consent = request.form.get("consent") == "on"
-    # The page holds the photo only as the preview it shows (already re-encoded).
-    photo = _data_uri_bytes(request.form.get("preview", "")) if consent else None
-    stored = record(request.form, photo, consent=consent, check_hash=False)
+    # The page holds the photo only as the preview it shows, which its token vouches for.
+    photo = data_uri_bytes(request.form.get("preview", "")) if consent else None
+    stored = record(request.form, photo, consent=consent)
     return render_template("thanks.html", feedback=stored), 201
 
 
-def record(fields, photo: bytes | None, *, consent: bool, check_hash: bool) -> Feedback:
-    """Check the fields against the signed answer and store them; the photo only
-    with consent (and, with `check_hash`, only if it is the photo that was answered)."""
+def _api_fields():
+    """The API's fields: a JSON object, or form fields. Anything else is refused here,
+    so that no JSON value (a list, a string, deep nesting) reaches the checks below."""
+    if not request.is_json:
+        return request.form
     try:
-        answer = tokens.read(str(fields.get("token", "")))
+        fields = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than Python's JSON parser goes
+        fields = None
+    if not isinstance(fields, dict):
+        raise RequestError(400, "bad_request", "Send the feedback as a JSON object, such as "
+                           '{"token": "...", "correct": true}, or as form fields.')
+    return fields
+
+
+def record(fields, photo: bytes | None, *, consent: bool) -> Feedback:
+    """Check the fields against the signed answer and store them; the photo only with
+    consent, and only if it is the photo that was answered (or the preview of it the
+    result page showed). A token's second use is refused by the database (409)."""
+    answer = _signed_answer(fields.get("token"))
+    correct = _boolean(fields.get("correct"), "correct")
+    # A correction beside "right" contradicts it; the no-JS form may send one typed in vain.
+    correction = None if correct else _correction(fields.get("correction"), answer)
+    kept = _kept_photo(photo, answer) if consent else None
+    entry = Feedback(model_name=answer["model"], model_version=answer["version"],
+                     verdict=answer["verdict"], scores=answer["scores"], correct=correct,
+                     correction=correction, photo_sha256=answer["photo_sha256"],
+                     has_photo=kept is not None, photo_jpeg=kept, status="new",
+                     token_id=answer["token_id"])
+    _store(entry)
+    metrics.feedback_received(entry.model_name, correct)
+    return entry
+
+
+def _signed_answer(token) -> dict:
+    try:
+        return tokens.read(token)
     except tokens.BadToken as exc:
         raise RequestError(400, "bad_token", str(exc)) from None
-    correct = _boolean(fields.get("correct"), "correct")
-    correction = fields.get("correction") or None
+    except tokens.ExpiredToken as exc:
+        raise RequestError(410, "token_expired", str(exc)) from None
+
+
+def _correction(value, answer: dict) -> str:
+    """The class the person says the photo shows; for a two-class model, "wrong" is
+    enough (it is the other one)."""
     model = registry().models.get(answer["model"])
     classes = model.labels if model else []
-    if not correct and correction is None and len(classes) == 2:  # wrong: the other one
-        correction = next(label for label in classes if label != answer["verdict"])
-    if not correct and correction not in classes:
+    if value in (None, "") and len(classes) == 2:
+        return next(label for label in classes if label != answer["verdict"])
+    if not isinstance(value, str) or value not in classes:
         raise RequestError(400, "bad_correction", "Say which class the photo really shows: "
                            f"one of {', '.join(classes)}." if classes else
                            "The model this answer came from is no longer served.")
-    kept = None
-    if consent:
-        if photo is None:
-            raise RequestError(400, "missing_image", "To share the photo, send it in the field 'image'.")
-        if check_hash and tokens.photo_hash(photo) != answer["photo_sha256"]:
-            raise RequestError(400, "wrong_photo", "This is not the photo the answer was about.")
-        kept = _without_metadata(photo)
-    entry = Feedback(model_name=answer["model"], model_version=answer["version"],
-                     verdict=answer["verdict"], scores=answer["scores"], correct=correct,
-                     correction=None if correct else correction,
-                     photo_sha256=answer["photo_sha256"], has_photo=kept is not None,
-                     photo_jpeg=kept, status="new")
+    return value
+
+
+def _kept_photo(photo: bytes | None, answer: dict) -> bytes:
+    if photo is None:
+        raise RequestError(400, "missing_image", "To share the photo, send it in the field 'image'.")
+    if tokens.photo_hash(photo) not in (answer["photo_sha256"], answer["preview_sha256"]):
+        raise RequestError(400, "wrong_photo", "This is not the photo the answer was about.")
+    return _without_metadata(photo)
+
+
+def _store(entry: Feedback) -> None:
+    """Insert the feedback. Its token id is unique in the table, so of two uses of one
+    token (even at the same moment, on two hosts) the database keeps exactly one."""
     try:
         db.session.add(entry)
         db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise RequestError(409, "token_used", "Feedback on this answer was already sent: "
+                           "an answer takes feedback once.") from None
     except SQLAlchemyError:
         db.session.rollback()
         current_app.logger.exception("could not store feedback")
         raise RequestError(503, "database_unavailable",
                            "Feedback cannot be stored right now; please try again later.") from None
-    metrics.feedback_received(entry.model_name, correct)
-    return entry
 
 
 def _without_metadata(photo: bytes) -> bytes:
     """The photo re-encoded as a JPEG of at most FEEDBACK_PHOTO_SIZE pixels: a new
     file with no EXIF, XMP or ICC data from the original."""
+    side = current_app.config["FEEDBACK_PHOTO_SIZE"]
     try:
-        image = decode_image(photo, max_pixels=current_app.config["MAX_IMAGE_PIXELS"])
+        image = decode_image(photo, max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
+                             draft_size=(side, side))
     except ImageError as exc:
         raise RequestError(400, exc.code, exc.message) from None
-    side = current_app.config["FEEDBACK_PHOTO_SIZE"]
     image.thumbnail((side, side))
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=90)
@@ -129,16 +172,19 @@ def _without_metadata(photo: bytes) -> bytes:
 
 
 def _boolean(value, name: str) -> bool:
+    """A JSON boolean, or a form's word for one; nothing else (no guessing at lists)."""
     if isinstance(value, bool):
         return value
-    if str(value).lower() in ("true", "yes", "on", "1"):
+    word = value.lower() if isinstance(value, str) else None
+    if word in ("true", "yes", "on", "1"):
         return True
-    if str(value).lower() in ("false", "no", "off", "0", ""):
+    if word in ("false", "no", "off", "0", ""):
         return False
     raise RequestError(400, "bad_request", f"{name} must be true or false.")
 
 
-def _data_uri_bytes(uri: str) -> bytes | None:
+def data_uri_bytes(uri: str) -> bytes | None:
+    """The bytes of a JPEG data URI (the result page's preview); None for anything else."""
     prefix = "data:image/jpeg;base64,"
     if not uri.startswith(prefix):
         return None

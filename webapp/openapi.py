@@ -61,7 +61,8 @@ SCHEMAS = {
     "FeedbackRequest": {
         "type": "object", "required": ["token", "correct"],
         "properties": {
-            "token": {"type": "string", "description": "an answer's feedback_token"},
+            "token": {"type": "string", "description": "an answer's feedback_token: taken once, "
+                                                       "within 24 hours of the answer"},
             "correct": {"type": "boolean"},
             "correction": {"type": "string", "description": "the right class, when correct is "
                                                             "false (a two-class model infers it)"},

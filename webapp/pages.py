@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, request, send_from_directory
 
+from classifier.engine import Model
 from classifier.intake import ImageError, draft_size
-from webapp import present
+from webapp import present, tokens
 from webapp.classify import (
     ALL_MODELS,
+    Answer,
     classify_uploads,
     models_for_request,
     preview_data_uri,
@@ -17,6 +19,7 @@ from webapp.classify import (
     top_k_for_request,
 )
 from webapp.errors import RequestError
+from webapp.feedback import data_uri_bytes
 from webapp.uploads import uploads_from_request
 
 bp = Blueprint("pages", __name__)
@@ -62,10 +65,22 @@ def classify_form():
         answers = classify_uploads(models, uploads_from_request(), explain=True)
     except (RequestError, ImageError) as exc:
         return render_index(exc.status, exc.code)
-    shown = [{"filename": answer.upload.filename, "preview": preview_data_uri(answer.upload.data),
-              "answers": [{"model": model, **answer.answer(model, top_k)} for model in models]}
-             for answer in answers]
+    shown = [shown_photo(answer, models, top_k) for answer in answers]
     return render_template("result.html", results=shown, models=models)
+
+
+def shown_photo(answer: Answer, models: list[Model], top_k: int | None) -> dict:
+    """One photo on the result page: its preview and every model's answer. The page's
+    feedback form sends that preview back when the person shares the photo, so each
+    answer's token also vouches for the preview's hash."""
+    preview = preview_data_uri(answer.upload.data)
+    preview_digest = tokens.photo_hash(data_uri_bytes(preview))
+    answers = []
+    for model in models:
+        item = answer.answer(model, top_k)
+        item["feedback_token"] = tokens.with_preview(item["feedback_token"], preview_digest)
+        answers.append({"model": model, **item})
+    return {"filename": answer.upload.filename, "preview": preview, "answers": answers}
 
 
 @bp.get("/draw")

@@ -45,6 +45,8 @@ PEOPLE_MESSAGES = {
     "unknown_model": "That model is not available any more. Reload the page and pick another.",
     "too_many_requests": "You sent a lot in a short time. Please wait a minute and try again.",
     "csrf_failed": "This page has expired. Reload it and try again.",
+    "token_used": "You already told us about this answer. Thank you!",
+    "token_expired": "This answer is too old for feedback. Send the photo again to get a new one.",
 }
 GENERIC_MESSAGE = "Something went wrong on our side. Please try again in a moment."
 
