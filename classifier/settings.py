@@ -7,6 +7,11 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+#: Largest file accepted, in bytes: the web app's upload limit (bigger requests get 413)
+#: and the batch command's per-file limit (bigger files get `file_too_large`, read no
+#: further). 20 MB fits any phone photo.
+MAX_UPLOAD_BYTES = int(os.environ.get("NOTHOTDOG_MAX_UPLOAD_BYTES") or 20 * 1024 * 1024)
+
 
 def shared_dir() -> Path:
     """`$NOTHOTDOG_SHARED`, or `../shared` beside the project (where CI puts it)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from classifier.decode_cost import DEFAULT_DECODE_WORK
 from classifier.intake import DEFAULT_MAX_PIXELS
-from classifier.settings import PROJECT_ROOT
+from classifier.settings import MAX_UPLOAD_BYTES, PROJECT_ROOT
 
 
 def _int(name: str, default: int) -> int:
@@ -28,7 +28,7 @@ class Config:
     #: The model used when a request names none.
     DEFAULT_MODEL = os.environ.get("NOTHOTDOG_DEFAULT_MODEL", "hotdog")
     #: Largest request body, in bytes; bigger uploads get 413. 20 MB fits any phone photo.
-    MAX_CONTENT_LENGTH = _int("NOTHOTDOG_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+    MAX_CONTENT_LENGTH = MAX_UPLOAD_BYTES
     #: Photos above this many pixels (width x height) are refused before decoding.
     MAX_IMAGE_PIXELS = _int("NOTHOTDOG_MAX_PIXELS", DEFAULT_MAX_PIXELS)
     #: Decoding work one request may spend, in megapixels of PNG (classifier.decode_cost:

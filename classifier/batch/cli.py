@@ -1,11 +1,14 @@
 """Classify folders, globs, archives and lists of photos in bulk.
 
     python -m classifier.batch SOURCE... [--model NAME] --out FILE
-        [--engine local|ray] [--resume] [--review SHEET.html]
+        [--engine local|ray] [--resume] [--review SHEET.html] [--max-file-bytes N]
 
 Every file gets a row (path, label, score, error, error_message, model,
 model_version, and the scores), written as CSV, JSON Lines or Parquet after the
-output's extension. A bad file gets the API's error code and the run goes on.
+output's extension. A bad file gets the API's error code, or one of the batch's own
+(file_too_large, not_a_regular_file, damaged_member, encrypted_member,
+truncated_archive), and the run goes on. Files are read by the workers, at most
+--max-file-bytes each, so memory stays bounded whatever the sources hold.
 Ctrl-C leaves a valid file; `--resume` skips what it already holds. The local
 engine runs a process per core; `--engine ray` runs the same job on Ray Data
 (a local instance, or the cluster RAY_ADDRESS names; pip install -r
@@ -24,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from classifier.batch import outputs, review
+from classifier.batch.outputs import shown
 from classifier.batch.sources import SourceError, expand
 from classifier.engine import Model
 
@@ -31,7 +35,7 @@ log = logging.getLogger("classifier.batch")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from classifier.settings import PROJECT_ROOT
+    from classifier.settings import MAX_UPLOAD_BYTES, PROJECT_ROOT
 
     p = argparse.ArgumentParser(prog="python -m classifier.batch",
                                 description=__doc__.split("\n\n")[0],
@@ -51,7 +55,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    default=Path(os.environ.get("NOTHOTDOG_MODELS_DIR", PROJECT_ROOT / "models")))
     p.add_argument("--variant", default=os.environ.get("NOTHOTDOG_MODEL_VARIANT", "auto"),
                    help="model file to run: auto (the faster here), int8 or float16")
+    p.add_argument("--max-file-bytes", type=_positive, default=MAX_UPLOAD_BYTES,
+                   help="larger files get file_too_large, unread "
+                        "(default: $NOTHOTDOG_MAX_UPLOAD_BYTES, the web app's upload limit)")
     return p.parse_args(argv)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,9 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     model = Model.from_directory(args.models_dir / args.model, variant=args.variant)
     try:
-        items = list(expand(args.sources))
+        items = list(expand(args.sources))  # names only: each file is read by a worker
         writer = outputs.Writer(args.out, outputs.columns(model), resume=args.resume)
-    except (SourceError, outputs.OutputError) as exc:
+    except (SourceError, outputs.OutputError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if writer.done:  # a resumed run finishes with the file the first part was made with
@@ -80,8 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = Model.from_directory(args.models_dir / args.model, variant=earlier)
     variant = model.runtime["variant"]  # workers run the file chosen here, not their own timing
     done = writer.done_paths()
-    todo = [item for item in items if item.path not in done]
-    print(f"{len(items)} files; {len(done & {i.path for i in items})} already in {args.out}; "
+    todo = [item for item in items if shown(item.path) not in done]
+    print(f"{len(items)} files; {len(items) - len(todo)} already in {args.out}; "
           f"{len(todo)} to classify with {model.name} {model.version} "
           f"({model.runtime['file']}) on the {args.engine} engine", file=sys.stderr)
     if args.engine == "ray":
@@ -94,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupted = False
     progress = tqdm(total=len(todo), unit="photo", file=sys.stderr, smoothing=0.1)
     try:
-        for chunk in engine.run(todo, args.models_dir, args.model, variant, args.workers) if todo else []:
+        chunks = engine.run(todo, args.models_dir, args.model, variant, args.max_file_bytes, args.workers)
+        for chunk in chunks if todo else []:
             writer.write(chunk)
             rows += chunk
             progress.update(len(chunk))
@@ -106,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     summarise(rows, len(rows) - len(writer.done), elapsed)
     if args.review and rows:
-        review.write(args.review, rows, items, args.review_count)
+        review.write(args.review, rows, items, args.review_count, args.max_file_bytes)
         print(f"contact sheet of the {min(args.review_count, len(rows))} least confident: "
               f"{args.review}", file=sys.stderr)
     if interrupted:

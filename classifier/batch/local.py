@@ -1,6 +1,7 @@
-"""The local engine: a process per core, each with its own model and interpreter,
-fed chunks of items in input order. Classifying one item is `classify_item`,
-which the Ray engine uses too, so both give identical rows."""
+"""The local engine: a process per core, each with its own model, interpreter and
+`Reader`, fed chunks of items in input order: a worker reads the files it classifies,
+so the parent never holds a photo. Classifying one item is `classify_item`, which the
+Ray engine uses too, so both give identical rows."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from classifier.batch import outputs
-from classifier.batch.sources import Item
+from classifier.batch.sources import Item, ItemError, Reader
 from classifier.engine import Model
 from classifier.intake import ImageError
 
@@ -20,16 +21,19 @@ from classifier.intake import ImageError
 CHUNK = 32
 
 _model: Model | None = None  # the worker process's own model
+_reader: Reader | None = None  # and its own reader
 
 
 def load_model(models_dir: Path, name: str, variant: str) -> Model:
     return Model.from_directory(Path(models_dir) / name, variant=variant, pool_size=1)
 
 
-def classify_item(model: Model, item: Item) -> dict:
+def classify_item(model: Model, reader: Reader, item: Item) -> dict:
     """One row for one file: its prediction, or the API's error code for a bad file."""
     try:
-        data = item.read()
+        data = reader.read(item)
+    except ItemError as exc:
+        return outputs.row(model, item.path, error=(exc.code, exc.message))
     except OSError as exc:
         return outputs.row(model, item.path, error=("unreadable_file", exc.strerror or str(exc)))
     try:
@@ -38,13 +42,14 @@ def classify_item(model: Model, item: Item) -> dict:
         return outputs.row(model, item.path, error=(exc.code, exc.message))
 
 
-def run(items: list[Item], models_dir: Path, name: str, variant: str,
+def run(items: list[Item], models_dir: Path, name: str, variant: str, max_bytes: int,
         workers: int | None = None) -> Iterator[list[dict]]:
-    """Rows for every item, a chunk at a time, in input order."""
+    """Rows for every item, a chunk at a time, in input order; no file read beyond
+    `max_bytes`."""
     workers = workers or len(os.sched_getaffinity(0))
     chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
     with ProcessPoolExecutor(workers, initializer=_start_worker,
-                             initargs=(models_dir, name, variant)) as pool:
+                             initargs=(models_dir, name, variant, max_bytes)) as pool:
         try:
             yield from pool.map(_classify_chunk, chunks)
         except BaseException:
@@ -52,11 +57,12 @@ def run(items: list[Item], models_dir: Path, name: str, variant: str,
             raise
 
 
-def _start_worker(models_dir: Path, name: str, variant: str) -> None:
-    global _model
+def _start_worker(models_dir: Path, name: str, variant: str, max_bytes: int) -> None:
+    global _model, _reader
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _model = load_model(models_dir, name, variant)
+    _reader = Reader(max_bytes)
 
 
 def _classify_chunk(chunk: Iterable[Item]) -> list[dict]:
-    return [classify_item(_model, item) for item in chunk]
+    return [classify_item(_model, _reader, item) for item in chunk]

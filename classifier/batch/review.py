@@ -8,32 +8,38 @@ import html
 import io
 from pathlib import Path
 
-from classifier.batch.sources import Item
+from classifier.batch.outputs import shown
+from classifier.batch.sources import Item, ItemError, Reader
 from classifier.intake import ImageError, decode_image
 
 THUMBNAIL = (160, 160)
+_MISSING = '<div class="missing">no preview</div>'
 
 
-def write(path: Path, rows: list[dict], items: list[Item], count: int) -> None:
+def write(path: Path, rows: list[dict], items: list[Item], count: int, max_bytes: int) -> None:
     unsure = sorted((r for r in rows if not r["error"]), key=lambda r: float(r["score"]))[:count]
-    by_path = {item.path: item for item in items}
-    cells = [_cell(row, by_path.get(row["path"])) for row in unsure]
+    wanted = {row["path"] for row in unsure}
+    # Read in input order, as the workers did: a compressed tar is then read once.
+    with Reader(max_bytes) as reader:
+        pictures = {shown(item.path): _picture(reader, item) for item in items
+                    if shown(item.path) in wanted}
+    cells = [_cell(row, pictures.get(row["path"], _MISSING)) for row in unsure]
     Path(path).write_text(_PAGE.format(count=len(cells), cells="\n".join(cells)), encoding="utf-8")
 
 
-def _cell(row: dict, item: Item | None) -> str:
+def _picture(reader: Reader, item: Item) -> str:
     try:
-        image = decode_image(item.read(), draft_size=THUMBNAIL) if item else None
-    except (ImageError, OSError):
-        image = None
-    if image is None:
-        picture = '<div class="missing">no preview</div>'
-    else:
-        image.thumbnail(THUMBNAIL)
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=80)
-        data = base64.b64encode(buffer.getvalue()).decode("ascii")
-        picture = f'<img src="data:image/jpeg;base64,{data}" alt="">'
+        image = decode_image(reader.read(item), draft_size=THUMBNAIL)
+    except (ImageError, ItemError, OSError):
+        return _MISSING
+    image.thumbnail(THUMBNAIL)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=80)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img src="data:image/jpeg;base64,{data}" alt="">'
+
+
+def _cell(row: dict, picture: str) -> str:
     return (f'<figure>{picture}<figcaption><strong>{html.escape(row["label"])}</strong> '
             f'{100 * float(row["score"]):.0f} %<br><span>{html.escape(row["path"])}</span>'
             '</figcaption></figure>')

@@ -1,46 +1,82 @@
 """What a batch job reads: folders (recursive), globs, zip / tar archives and files
-that list one path a line, flattened into `Item`s in a stable order."""
+that list one path a line, flattened into `Item`s in a stable order.
+
+Listing reads no photo: an `Item` only names a file or an archive member, so a job of
+any size is listed in little memory. A `Reader` (one per worker) reads the bytes, at
+most the per-file limit of them, and turns whatever cannot be one photo (a device or
+a FIFO named in a list, a huge, encrypted or damaged member) into an error code for
+that file's row instead of an exception, a hang or an endless read."""
 
 from __future__ import annotations
 
 import glob
+import lzma
+import os
+import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 #: Separates an archive from the member inside it in an item's path.
 MEMBER = "!"
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"})
+#: Names that say "archive": such a file that does not open as one gets an error row
+#: rather than being read as a list of paths.
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz")
+#: Longest line of a list of paths, far above any path (Linux allows 4096 bytes): a
+#: longer line means the file is not a list, and is not read into memory whole.
+MAX_LIST_LINE = 16 * 1024
+#: What reading a damaged tar raises: tarfile's errors and those of the decompressor
+#: under it (gzip's EOFError and OSError, bzip2's OSError, zlib's and lzma's own).
+_TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
 @dataclass(frozen=True)
 class Item:
-    """One file to classify. `data` is set for archive members (read by whoever
-    expands the sources); a plain file is read by the worker that classifies it."""
+    """One file to classify, named, not read: a plain file (`archive` empty) or entry
+    `index` of an archive's listing. `error` and `message` are set when listing already
+    found it broken (an archive cut short): that is its row."""
 
     path: str
-    data: bytes | None = None
+    archive: str = ""
+    index: int = -1
+    error: str = ""
+    message: str = ""
 
-    def read(self) -> bytes:
-        return self.data if self.data is not None else Path(self.path).read_bytes()
+    @property
+    def member(self) -> str:
+        return self.path[len(self.archive) + len(MEMBER):]
 
 
 class SourceError(ValueError):
     """A source that names nothing readable."""
 
 
+class ItemError(Exception):
+    """A file that cannot be read as one photo; `code` goes in its row's error column."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
 def expand(sources: Iterable[str]) -> Iterator[Item]:
     """Every file the sources name, each once, in the order given (sorted within a
-    folder, glob or archive)."""
+    folder, glob or zip; a tar in its own order, the only one it can be read in)."""
     seen: set[str] = set()
     for source in sources:
-        for item in _expand_one(source):
-            if item.path not in seen:
-                seen.add(item.path)
-                yield item
+        try:
+            for item in _expand_one(source):
+                if item.path not in seen:
+                    seen.add(item.path)
+                    yield item
+        except OSError as exc:
+            raise SourceError(f"{source}: {exc.strerror or exc}") from None
 
 
 def _expand_one(source: str) -> Iterator[Item]:
@@ -53,14 +89,19 @@ def _expand_one(source: str) -> Iterator[Item]:
             yield from _files(Path(match))
     elif path.is_dir():
         yield from _files(path)
-    elif not path.is_file():
+    elif not path.exists():
         raise SourceError(f"{source}: no such file or folder")
+    elif not path.is_file():
+        raise SourceError(f"{source}: not a regular file or folder")
     elif path.suffix.lower() in IMAGE_SUFFIXES:
         yield Item(str(path))
     elif zipfile.is_zipfile(path):
         yield from _zip_members(path)
     elif _is_tar(path):
         yield from _tar_members(path)
+    elif path.name.lower().endswith(ARCHIVE_SUFFIXES):
+        yield Item(str(path), error="truncated_archive",
+                   message="not a readable zip or tar archive: cut short or damaged")
     else:
         yield from _listed(path)
 
@@ -76,36 +117,211 @@ def _files(path: Path) -> Iterator[Item]:
 
 
 def _zip_members(path: Path) -> Iterator[Item]:
-    with zipfile.ZipFile(path) as archive:
-        for info in sorted(archive.infolist(), key=lambda i: i.filename):
-            if not info.is_dir():
-                yield Item(f"{path}{MEMBER}{info.filename}", archive.read(info))
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        yield Item(str(path), error="truncated_archive", message=f"the zip directory is damaged: {exc}")
+        return
+    for index in sorted(range(len(infos)), key=lambda i: infos[i].filename):
+        if not infos[index].is_dir():
+            yield Item(f"{path}{MEMBER}{infos[index].filename}", str(path), index)
 
 
 def _tar_members(path: Path) -> Iterator[Item]:
-    with tarfile.open(path) as archive:
-        members = sorted((m for m in archive.getmembers() if m.isfile()), key=lambda m: m.name)
-        for member in members:
-            handle = archive.extractfile(member)
-            yield Item(f"{path}{MEMBER}{member.name}", handle.read() if handle else b"")
+    """The files of a tar, in its order. One that cannot be read to its end yields the
+    members before the damage, then a `truncated_archive` item for the archive."""
+    try:
+        with _open_tar(path) as archive:
+            for index, info in enumerate(iter(archive.next, None)):
+                if info.isfile():
+                    yield Item(f"{path}{MEMBER}{info.name}", str(path), index)
+    except _TAR_ERRORS as exc:
+        yield Item(str(path), error="truncated_archive",
+                   message=f"the archive is cut short or damaged here: {exc}")
 
 
 def _is_tar(path: Path) -> bool:
     try:
-        return tarfile.is_tarfile(path)
-    except OSError:
+        with _open_tar(path):
+            return True
+    except _TAR_ERRORS:
         return False
+
+
+class _CheckedTarInfo(tarfile.TarInfo):
+    """tarfile takes a cut-off or garbled header after the first for the archive's end and
+    stops without a word; this makes it an error, so a truncated tar is reported."""
+
+    @classmethod
+    def fromtarfile(cls, tarfile_):
+        try:
+            return super().fromtarfile(tarfile_)
+        except tarfile.EOFHeaderError:  # the zero block that really ends an archive
+            raise
+        except tarfile.HeaderError as exc:
+            raise tarfile.ReadError(f"damaged header: {exc}") from None
+
+
+def _open_tar(path: str | Path) -> tarfile.TarFile:
+    """A tar, compressed or not. It is only ever read forward (next member, its data),
+    which is all a gzip, bzip2 or xz tar allows cheaply; an uncompressed one skips a
+    member by seeking. (Stream mode, "r|*", reads forward too but decompresses five
+    times slower.)"""
+    return tarfile.open(path, "r:*", tarinfo=_CheckedTarInfo)
 
 
 def _listed(path: Path) -> Iterator[Item]:
     """A text file of paths, one a line (blank lines and '#' comments skipped);
-    relative paths are taken from the list's own folder."""
+    relative paths are taken from the list's own folder. Read a line at a time, each
+    at most MAX_LIST_LINE bytes, so a huge or binary file costs no memory."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(iter(lambda: handle.readline(MAX_LIST_LINE + 1), b""), 1):
+            try:
+                if len(raw) > MAX_LIST_LINE or b"\0" in raw:
+                    raise ValueError
+                line = raw.decode("utf-8")
+            except ValueError:
+                raise SourceError(f"{path}: neither an image, an archive nor a list of paths "
+                                  f"(line {number} is no path)") from None
+            entry = line.split("#", 1)[0].strip()
+            if entry:
+                listed = Path(entry) if Path(entry).is_absolute() else path.parent / entry
+                yield Item(str(listed))
+
+
+class Reader:
+    """Reads items' bytes for one worker, at most `limit` each.
+
+    Only regular files are read: a device, FIFO, socket or folder named in a list is
+    `not_a_regular_file` (never opened, so never a hang or an endless read). More than
+    `limit` bytes is `file_too_large`, from the declared size or else from a read
+    capped at limit + 1. An archive member that cannot be read is `encrypted_member`
+    or `damaged_member` (an unsupported compression is named). The archive last read
+    stays open: a worker is handed members in archive order, so it reads a compressed
+    tar front to back once, not once per member."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._archive: _ZipMembers | _TarMembers | None = None
+
+    def read(self, item: Item) -> bytes:
+        if item.error:
+            raise ItemError(item.error, item.message)
+        if not item.archive:
+            return _read_file(item.path, self.limit)
+        if self._archive is None or not self._archive.can_read(item):
+            self.close()
+            self._archive = _open_members(item.archive)
+        return self._archive.read(item, self.limit)
+
+    def close(self) -> None:
+        if self._archive is not None:
+            self._archive.close()
+            self._archive = None
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _read_file(path: str, limit: int) -> bytes:
+    """The path is checked before opening (opening a device can act on it, opening a FIFO
+    waits for a writer) and the descriptor after (in case the path was swapped)."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise _not_regular()
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY), "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_regular()
+        return _capped(handle, info.st_size, limit)
+
+
+def _not_regular() -> ItemError:
+    return ItemError("not_a_regular_file", "not a regular file (a folder, device, FIFO or socket)")
+
+
+def _capped(handle: BinaryIO, declared: int, limit: int) -> bytes:
+    """At most `limit` bytes: refused from the declared size when it is over, else from
+    a read of limit + 1 (a size can lie: a growing file, a /proc file)."""
+    if declared > limit:
+        raise ItemError("file_too_large", f"{declared:,} bytes, over the limit of {limit:,}")
+    data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ItemError("file_too_large", f"more than the limit of {limit:,} bytes")
+    return data
+
+
+def _open_members(path: str) -> _ZipMembers | _TarMembers:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise SourceError(f"{path}: neither an image, an archive nor a list of paths") from None
-    for line in lines:
-        entry = line.split("#", 1)[0].strip()
-        if entry:
-            listed = Path(entry) if Path(entry).is_absolute() else path.parent / entry
-            yield Item(str(listed))
+        return _ZipMembers(path) if zipfile.is_zipfile(path) else _TarMembers(path)
+    except (zipfile.BadZipFile, *_TAR_ERRORS) as exc:
+        raise ItemError("damaged_member", f"the archive no longer opens: {exc}") from None
+
+
+def _changed() -> ItemError:
+    return ItemError("damaged_member", "no longer in the archive: it changed during the run")
+
+
+class _ZipMembers:
+    """An open zip: any member, in any order, is one seek away."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._zip = zipfile.ZipFile(path)
+        self._infos = self._zip.infolist()
+
+    def can_read(self, item: Item) -> bool:
+        return item.archive == self.path
+
+    def read(self, item: Item, limit: int) -> bytes:
+        if not 0 <= item.index < len(self._infos) or self._infos[item.index].filename != item.member:
+            raise _changed()
+        info = self._infos[item.index]
+        if info.flag_bits & 0x1:
+            raise ItemError("encrypted_member", "encrypted: it needs a password")
+        try:
+            with self._zip.open(info) as handle:
+                return _capped(handle, info.file_size, limit)
+        except NotImplementedError:
+            method = zipfile.compressor_names.get(info.compress_type, f"method {info.compress_type}")
+            message = f"compressed with {method}, which cannot be read here"
+            raise ItemError("damaged_member", message) from None
+        except (zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
+            raise ItemError("damaged_member", str(exc)) from None
+
+    def close(self) -> None:
+        self._zip.close()
+
+
+class _TarMembers:
+    """An open tar, read forward only: it can give a member at or after its position."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._tar = _open_tar(path)
+        self._next = 0  # index of the entry the stream is at
+        self._broken = False
+
+    def can_read(self, item: Item) -> bool:
+        return item.archive == self.path and item.index >= self._next and not self._broken
+
+    def read(self, item: Item, limit: int) -> bytes:
+        try:
+            info = None
+            while self._next <= item.index:
+                info = self._tar.next()
+                self._next += 1
+                if info is None:
+                    raise _changed()
+            if info.name != item.member:
+                raise _changed()
+            return _capped(self._tar.extractfile(info), info.size, limit)
+        except _TAR_ERRORS as exc:
+            self._broken = True  # the stream is lost: the next member reopens the archive
+            raise ItemError("damaged_member", str(exc)) from None
+
+    def close(self) -> None:
+        self._tar.close()
