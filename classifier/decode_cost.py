@@ -34,7 +34,7 @@ MAX_STRUCTURE_BLOCKS = {"JPEG": 1_000, "PNG": 20_000, "GIF": 1_000}
 #: are counted in. Measured by `python -m bench.hostile` (bench/results/hostile.md):
 #: a baseline JPEG decoded at reduced DCT scale costs a tenth of a PNG of the same size,
 #: each scan of a progressive JPEG about a 25th; HEIC (HEVC) four PNGs.
-DECODE_WORK_PER_MEGAPIXEL = {"PNG": 1.0, "TIFF": 1.0, "GIF": 0.5, "WEBP": 0.75, "BMP": 0.25,
+DECODE_WORK_PER_MEGAPIXEL = {"PNG": 1.0, "TIFF": 1.0, "GIF": 0.7, "WEBP": 0.75, "BMP": 0.25,
                              "HEIF": 4.0}
 JPEG_WORK_PER_MEGAPIXEL = 0.1
 JPEG_WORK_PER_SCAN_MEGAPIXEL = 0.04
