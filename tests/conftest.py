@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from pytest_postgresql import factories
@@ -20,15 +21,20 @@ from webapp.db import upgrade_database
 SHIPPED_MODELS = PROJECT_ROOT / "models"
 
 
+def ci_or_skip(message: str) -> NoReturn:
+    """Something a test needs is missing: in CI, which installs everything, that is a
+    failure; on a developer's machine the test skips and says why."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def require_shared(*parts: str) -> Path:
     """Path to something under ../shared, or fail (CI) / skip (elsewhere) if absent."""
     path = shared_dir().joinpath(*parts)
     if not path.exists():
-        message = (f"{path} is missing: ../shared (or $NOTHOTDOG_SHARED) must hold the "
+        ci_or_skip(f"{path} is missing: ../shared (or $NOTHOTDOG_SHARED) must hold the "
                    "datasets and weights")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
     return path
 
 
@@ -63,10 +69,7 @@ def postgresql_url(request):
     """A PostgreSQL server started for this test session (Debian's postgresql, see
     tests/pg_ctl_as_postgres). In CI a server that cannot start fails the tests."""
     if not shutil.which("runuser") or not list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")):
-        message = "PostgreSQL is not installed (make test installs it as root)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        ci_or_skip("PostgreSQL is not installed (make test installs it as root)")
     server = request.getfixturevalue("postgresql_proc")
     # The maintenance database: each test empties its schema (see database_url).
     return f"postgresql+psycopg://{server.user}@{server.host}:{server.port}/postgres"
