@@ -22,7 +22,7 @@ PIZZA_RECIPE = --base efficientnet_lite0 --fine-tune-blocks 11 --fine-tune-epoch
 PHOTOTYPE_RECIPE = --base efficientnet_lite0 --fine-tune-blocks 0 \
     --extra-features models/hotdog/model_int8.tflite
 
-.PHONY: run test models model-hotdog hotdog-not-sure model-pizza model-phototype model-imagenet model-digits evaluate browser postgres
+.PHONY: run test models model-hotdog model-pizza model-phototype model-imagenet model-digits evaluate browser postgres
 
 ## run: serve the shipped models at http://localhost:8000 (PORT=... to change)
 # The feedback database (SQLite in instance/ unless DATABASE_URL says otherwise) is
@@ -56,17 +56,21 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	  else echo "chromium is not installed (apt-get install chromium): the browser test will skip"; fi; }
 
-## models: rebuild every shipped model from ../shared (see each target for its time)
+## models: rebuild every shipped model from ../shared (see each target for its time; the
+## hot dog one with today's pipeline, which scores below the shipped file: see model-hotdog)
 models: model-hotdog model-pizza model-phototype model-imagenet model-digits
 
 ## model-hotdog: Is it a hot dog? (MobileNetV2, about 60 min on a 2-core AMD EPYC)
+# This trains with today's pipeline and does NOT rebuild the shipped models/hotdog: that
+# file was trained on 22 Nov 2026 by commit 925ffb8's pipeline, and this recipe through
+# today's pipeline scored below it (docs/hotdog-journal.md), so it stays. That exact
+# pipeline, in a checkout beside ../shared (its card's Reproduce section has the rest):
+#   git worktree add ../not-hotdog-925ffb8 925ffb8 && cd ../not-hotdog-925ffb8 && make model
 # Food-101 dishes (the pizza set) and real review-site food uploads are added as
 # not_hotdog: the photos users send are food, and a pizza, a burger or a taco is never a
 # hot dog. 30 % of the seefood_* photos are held out as an independent check of the
-# food-photo case. docs/hotdog-journal.md has every run behind this recipe: through the
-# current pipeline it scored below the shipped model (trained on 22 Nov by commit
-# 925ffb8's pipeline), which therefore stays. The photo type's head reads this
-# network's features: after retraining it, run `make model-phototype` too.
+# food-photo case. The photo type's head reads this network's features: after
+# retraining it, run `make model-phototype` too.
 model-hotdog: $(VENV)/.dev
 	$(PY) -m training.train $(HOTDOG)/train --out models/hotdog \
 	    --title "Is it a hot dog?" \
@@ -81,15 +85,6 @@ model-hotdog: $(VENV)/.dev
 	$(PY) -m training.evaluate models/hotdog $(PHOTOTYPE)/test --only 'yelp_*' \
 	    --label-map food=not_hotdog ambience=not_hotdog menu=not_hotdog people=not_hotdog \
 	    --record review_site_uploads --note "real review-site uploads (food, rooms, menus, people), none a hot dog"
-
-## hotdog-not-sure: give the shipped hot dog model (22 Nov) its "not sure" level
-# It was trained before the level existed. training.calibrate rebuilds that run's
-# validation split from its own arguments (the 22 Nov command its card records, less
-# the exclusion file, which named no training photo) and reads the level off the
-# shipped file's answers there; nothing is retrained.
-hotdog-not-sure: $(VENV)/.dev
-	$(PY) -m training.calibrate $(HOTDOG)/train --out models/hotdog \
-	    --add not_hotdog=$(PIZZA)/train --holdout 'seefood_*'
 
 ## model-pizza: Is it a pizza? (EfficientNet-Lite0, about 17 min)
 model-pizza: $(VENV)/.dev

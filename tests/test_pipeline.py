@@ -5,6 +5,7 @@ nothing assumes two. Uses the real MobileNetV2 base weights from ../shared."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +14,16 @@ from PIL import Image
 
 from classifier import card as model_card
 from classifier.engine import Model
-from classifier.settings import default_base_weights
+from classifier.settings import default_base_weights, shared_dir
 from tests.conftest import SHIPPED_MODELS, require_shared
+from training import card as training_card
 from training import dataset, evaluate
 
 pytestmark = pytest.mark.slow
 
 CLASSES = ["checks", "dots", "stripes"]
 IMAGE_SIZE = 96  # small and fast; the pipeline is the same at 224
+TITLE = "Checks, dots or stripes? It's the pattern"  # spaces and a quote, for the shell
 
 
 def pattern(kind: str, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
@@ -69,7 +72,7 @@ def run(tmp_path_factory):
 
 def training_arguments(root: Path, out: Path, work: Path) -> list[str]:
     return [
-        str(root / "train"), "--out", str(out), "--work-dir", str(work),
+        str(root / "train"), "--out", str(out), "--work-dir", str(work), "--title", TITLE,
         "--base-weights", str(default_base_weights()), "--image-size", str(IMAGE_SIZE),
         "--fine-tune-epochs", "1",
         "--fine-tune-blocks", "1", "--batch-size", "8", "--val-fraction", "0.25",
@@ -107,6 +110,95 @@ def test_card_matches_schema_and_describes_the_run(run):
     assert set(card["metrics"]) == {"validation", "holdout", "test"}
     assert "web" in card["metrics"]["test"]["subsets"]
     assert "# Model card: colours" in (out / "MODEL_CARD.md").read_text()
+    assert "intended_use" not in card and "## Limitations" not in (out / "MODEL_CARD.md").read_text()
+
+
+def test_the_cards_command_pastes_back_into_a_shell(run):
+    """The reproduce command, split as a shell would, gives back the run's very
+    arguments (a title with spaces and a quote stays one argument), with the paths of
+    this machine's ../shared written as ../shared."""
+    root, out, work = run
+    words = shlex.split(model_card.load(out)["reproduce"])
+    assert words[:3] == ["python", "-m", "training.train"]
+    relative = [word.replace(str(shared_dir()), "../shared")
+                for word in training_arguments(root, out, work)]
+    assert words[3:] == relative
+    assert TITLE in words and "../shared/weights/" in words[words.index("--base-weights") + 1]
+
+
+def test_reproduce_command_quotes_what_a_shell_would_split():
+    argv = ["my photos/", "--title", "Is it a hot dog?", "--holdout", "seefood_*",
+            "--note", "pizza's crust", "--add", f"food={shared_dir()}/datasets/a b/*"]
+    command = training_card.reproduce_command("training.train", argv)
+    assert shlex.split(command) == ["python", "-m", "training.train", *argv[:-1],
+                                    "food=../shared/datasets/a b/*"]
+
+
+def test_the_card_says_what_the_model_is_for_and_where_it_falls_short(run, tmp_path, monkeypatch):
+    """A model's training/cards/NAME.md goes into its card: `intended_use` and
+    `limitations` in the JSON, and in MODEL_CARD.md as two sections between "At a
+    glance" and the results. `python -m training.card` puts it into a card already
+    written, changing nothing else."""
+    import shutil
+
+    _, out, _ = run
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "colours.md").write_text(
+        "# colours\n\nFor whoever edits this file.\n\n"
+        "## Intended use\n\nTells checks, dots and stripes\napart, in test pictures.\n\n"
+        "## Limitations\n\n- Knows three patterns,\n  nothing else.\n- Never saw a photo.\n")
+    monkeypatch.setattr(training_card, "NOTES_DIR", notes)
+    model_dir = tmp_path / "colours"
+    shutil.copytree(out, model_dir)
+    before = model_card.load(model_dir)
+
+    assert training_card.main([str(model_dir)]) == 0
+    after = model_card.load(model_dir)
+    model_card.validate(after)
+    assert after["intended_use"] == "Tells checks, dots and stripes apart, in test pictures."
+    assert after["limitations"] == ["Knows three patterns, nothing else.", "Never saw a photo."]
+    assert list(after).index("intended_use") == list(after).index("description") + 1
+    assert {k: v for k, v in after.items() if k not in ("intended_use", "limitations")} == before
+    markdown = (model_dir / model_card.MARKDOWN_FILE).read_text()
+    assert markdown.index("## At a glance") < markdown.index("## Intended use") \
+        < markdown.index("## Limitations") < markdown.index("## Results")
+    assert "Tells checks, dots and stripes apart, in test pictures.\n" in markdown
+    assert "- Knows three patterns, nothing else.\n- Never saw a photo.\n" in markdown
+    # Without the two sections, the Markdown is classifier.card's rendering as it was.
+    assert markdown.replace(
+        "## Intended use\n\nTells checks, dots and stripes apart, in test pictures.\n\n"
+        "## Limitations\n\n- Knows three patterns, nothing else.\n- Never saw a photo.\n\n",
+        "") == (out / model_card.MARKDOWN_FILE).read_text()
+
+    (notes / "colours.md").write_text("## Intended use\n\nOne.\n\nTwo.\n\n## Limitations\n\n- A.\n")
+    with pytest.raises(ValueError, match="one paragraph"):
+        training_card.main([str(model_dir)])
+    (notes / "colours.md").write_text("## Intended use\n\nOne.\n\n## Limitations\n\nA.\n")
+    with pytest.raises(ValueError, match="'- ' item"):
+        training_card.main([str(model_dir)])
+    (notes / "colours.md").unlink()
+    assert training_card.main([str(model_dir)]) == 2
+
+
+def test_one_ship_rule_for_every_model():
+    """int8 and float16 ship when within the allowed loss of the reference on the whole
+    set and on every subset; float32 only when neither does; a reference other than
+    float32 (ImageNet's Keras model) works the same way."""
+    from training.export import shippable_variants
+
+    def row(name, accuracy, uploads):
+        return {"name": name, "accuracy": accuracy, "subsets": {"uploads": uploads}}
+
+    rows = [row("float32", 0.95, 0.90), row("float16", 0.95, 0.90), row("int8", 0.953, 0.894)]
+    assert shippable_variants(rows, 0.005) == ["float16"]  # int8 gained overall, lost on uploads
+    assert shippable_variants(rows, 0.01) == ["int8", "float16"]
+    rows[1] = row("float16", 0.90, 0.90)
+    assert shippable_variants(rows, 0.005) == ["float32"]
+    agreement = [{"name": "float32", "accuracy": 0.999}, {"name": "float16", "accuracy": 0.998},
+                 {"name": "int8", "accuracy": 0.91}]
+    assert shippable_variants(agreement, 1 - 0.97, {"accuracy": 1.0}) == ["float16"]
+    assert shippable_variants(agreement, 1 - 0.9995, {"accuracy": 1.0}) == []
 
 
 def test_the_model_learned_the_task(run):
@@ -286,9 +378,15 @@ def test_digits_training_writes_a_servable_model(tmp_path):
     out = tmp_path / "digits"
     assert digits.main(["--out", str(out), "--limit", "600", "--validation", "100",
                         "--epochs", "1", "--work-dir", str(tmp_path / "work")]) == 0
-    card = model_card.load(out)
-    model_card.validate(card)
-    assert card["input"]["kind"] == "digit" and card["classes"] == [str(d) for d in range(10)]
+    written = model_card.load(out)
+    model_card.validate(written)
+    assert written["input"]["kind"] == "digit" and written["classes"] == [str(d) for d in range(10)]
+    assert shlex.split(written["reproduce"]) == [
+        "python", "-m", "training.digits", "--out", str(out), "--limit", "600", "--validation",
+        "100", "--epochs", "1", "--work-dir", str(tmp_path / "work")]
+    # training/cards/digits.md: what the digits model is for and where it falls short.
+    assert written["intended_use"] and written["limitations"]
+    assert "## Limitations" in (out / model_card.MARKDOWN_FILE).read_text()
     model = Model.from_directory(out)
     assert model.input_size == (28, 28) and model.channels == 1
 
@@ -318,8 +416,8 @@ def test_calibrate_reads_the_not_sure_level_off_the_training_runs_validation_spl
     assert calibrated["not_sure_below"] == trained["not_sure_below"]
     assert "**Not sure:**" in (model_dir / model_card.MARKDOWN_FILE).read_text()
     assert calibrated["reproduce"].splitlines() == [
-        trained["reproduce"], calibrate.train.reproduce_command(
-            training_arguments(root, model_dir, work), module="training.calibrate")]
+        trained["reproduce"], training_card.reproduce_command(
+            "training.calibrate", training_arguments(root, model_dir, work))]
 
 
 def test_a_head_can_read_another_models_network_too(run, tmp_path):

@@ -21,6 +21,7 @@ from classifier.digits import load_digit
 from classifier.engine import Model, ModelRegistry, predict_together
 from classifier.settings import PROJECT_ROOT
 from tests.conftest import SHIPPED_MODELS, require_shared
+from training import card as training_card
 from training.evaluate import evaluate_folder, predict_pixels
 
 SHIPPED = ("hotdog", "pizza", "phototype", "imagenet", "digits")
@@ -79,6 +80,12 @@ def test_shipped_files_and_card(name):
         assert (directory / extra["file"]).read_bytes() == (PROJECT_ROOT / extra["from"]).read_bytes()
     assert card["base_weights"]["attribution"]
     assert "python -m " in card["reproduce"]  # the command that made it
+    # What it is for and where it falls short, as training/cards/NAME.md says now
+    # (`python -m training.card models/NAME` after editing it), and a MODEL_CARD.md
+    # that is this very card rendered.
+    assert {key: card[key] for key in ("intended_use", "limitations")} == training_card.notes(name)
+    assert (directory / model_card.MARKDOWN_FILE).read_text(encoding="utf-8") == \
+        training_card.to_markdown(card)
     text = json.dumps(card)
     assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text
 

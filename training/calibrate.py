@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 from classifier import card as model_card
 from classifier.engine import Model
+from training import card as training_card
 from training import evaluate, train
 from training.dataset import DataError
 
@@ -43,9 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataError as exc:
         log.error("%s", exc)
         return 2
-    pixels, labels, examples, _ = train.read(splits.validation, model.input_size, "validation photos")
-    scores = evaluate.predict_pixels(model, pixels)
-    measured = evaluate.score(scores, labels, examples, card["classes"], "validation")
+    validation = train.read(splits.validation, model.input_size, train.VALIDATION)
+    scores = evaluate.predict_pixels(model, validation.pixels)
+    measured = evaluate.score(scores, validation.labels, validation.examples, card["classes"],
+                              validation.name)
     recorded = card["metrics"]["validation"]
     same = ((measured["n"], measured["confusion_matrix"]) == (recorded["n"], recorded["confusion_matrix"])
             and abs(measured.get("roc_auc", 0) - recorded.get("roc_auc", 0)) < 1e-6)
@@ -54,12 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "(%d photos, accuracy %.4f): run with the arguments the model was trained with",
                   measured["n"], measured["accuracy"], recorded["n"], recorded["accuracy"])
         return 1
-    card["not_sure_below"] = evaluate.not_sure_below(scores, labels)
-    command = train.reproduce_command(list(sys.argv[1:] if argv is None else argv),
-                                      module="training.calibrate")
+    card["not_sure_below"] = evaluate.not_sure_below(scores, validation.labels)
+    command = training_card.reproduce_command("training.calibrate",
+                                             list(sys.argv[1:] if argv is None else argv))
     card["reproduce"] = "\n".join([*(line for line in card["reproduce"].splitlines()
                                       if "training.calibrate" not in line), command])
-    model_card.write(args.out, card)
+    training_card.write(args.out, card)
     log.info("%s: not sure below %.4f (%d of %d validation answers, %d of them wrong)",
              card["name"], card["not_sure_below"]["confidence"],
              card["not_sure_below"]["answers_below"], measured["n"],

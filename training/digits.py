@@ -16,10 +16,12 @@
 3. **Training.** Adam with a cosine-decayed learning rate and label smoothing. The
    altered copies are the augmentation: random shifts and rotations on top of them in
    the input pipeline made each epoch 1.5-2x slower and training over ten minutes.
-4. **Export and card.** float32 / float16 / int8 like every model here, with the
-   accuracy on MNIST's 10,000 test digits sent as 28x28 PNGs through the intake,
-   and on the same digits drawn the way a canvas sends them (280x280, dark on
-   white, thicker strokes, off-centre).
+4. **Export and evaluation.** float32 / float16 / int8 like every model here, with
+   the accuracy on MNIST's 10,000 test digits sent as 28x28 PNGs through the
+   intake, and on the same digits drawn the way a canvas sends them (280x280, dark
+   on white, thicker strokes, off-centre); the files kept follow the ship rule of
+   every model (`training.export.shippable_variants`).
+5. **Model card.** Written by `training.card`, like every model's.
 """
 
 from __future__ import annotations
@@ -40,11 +42,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from PIL import Image, ImageFilter
 
-from classifier import card as model_card
 from classifier.digits import SIZE, load_digit, mnist_form
 from classifier.engine import Model
 from classifier.intake import DEFAULT_MAX_PIXELS
 from classifier.settings import machine_description, shared_dir
+from training import card as training_card
 from training import evaluate, export
 
 log = logging.getLogger("training.digits")
@@ -165,6 +167,21 @@ def as_png(digit: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def load_mnist(args: argparse.Namespace, rng: np.random.Generator):
+    """MNIST's digits as the intake makes them: (training pictures, labels) with the
+    altered copies, (validation pictures, labels) kept aside from the training
+    digits, and the raw (test digits, labels), which `test_pictures` sends as files."""
+    with np.load(args.data) as mnist:
+        x_train, y_train = mnist["x_train"][:args.limit], mnist["y_train"][:args.limit]
+        x_test, y_test = mnist["x_test"][:args.limit], mnist["y_test"][:args.limit]
+    order = rng.permutation(len(x_train))
+    val_index, train_index = order[:args.validation], order[args.validation:]
+    log.info("preparing %d training digits and %d altered copies each", len(train_index), args.copies)
+    train = prepare(x_train[train_index], y_train[train_index], args.copies, args.seed)
+    validation = prepare(x_train[val_index], y_train[val_index], 0, args.seed)
+    return train, validation, (x_test, y_test)
+
+
 # == 2. Model ===================================================================
 
 def build_model(seed: int):
@@ -188,28 +205,16 @@ def build_model(seed: int):
     return keras.Model(digit, scores, name="digits")
 
 
-# == 3. The run =================================================================
+# == 3. Training ================================================================
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    started = time.monotonic()
+def fit(model, train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray],
+        args: argparse.Namespace) -> None:
+    """Adam with a cosine-decayed learning rate and light label smoothing, for
+    `--epochs` epochs."""
     import keras
     import tensorflow as tf
 
-    keras.utils.set_random_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    with np.load(args.data) as mnist:
-        x_train, y_train = mnist["x_train"][:args.limit], mnist["y_train"][:args.limit]
-        x_test, y_test = mnist["x_test"][:args.limit], mnist["y_test"][:args.limit]
-    order = rng.permutation(len(x_train))
-    val_index, train_index = order[:args.validation], order[args.validation:]
-    log.info("preparing %d training digits and %d altered copies each", len(train_index), args.copies)
-    train_x, train_y = prepare(x_train[train_index], y_train[train_index], args.copies, args.seed)
-    val_x, val_y = prepare(x_train[val_index], y_train[val_index], 0, args.seed)
-
-    model = build_model(args.seed)
+    (train_x, train_y), (val_x, val_y) = train, validation
     train_ds = (tf.data.Dataset.from_tensor_slices((train_x, train_y))
                 .shuffle(len(train_y), seed=args.seed).batch(args.batch_size)
                 .map(lambda x, y: (tf.cast(x, tf.float32),
@@ -224,73 +229,116 @@ def main(argv: Sequence[str] | None = None) -> int:
                   metrics=["accuracy"])
     model.fit(train_ds, validation_data=val_ds, epochs=args.epochs,
               verbose=1 if sys.stdout.isatty() else 2)
-    train_seconds = time.monotonic() - started
 
-    # == 4. Export, evaluate through the intake, card ==
-    calibration = train_x[rng.permutation(len(train_x))[:300]]
-    paths = export.export_variants(export.with_feature_map(model), calibration, args.work_dir)
-    parts = on_every_core(_test_chunk, x_test, args.seed + 1)
-    pixels = {kind: np.concatenate([part[kind] for part in parts]) for kind in ("png", "canvas")}
-    variants, measured = [], {}
+
+# == 4. Export and evaluation through the intake ================================
+
+def test_pictures(digits: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """The test digits as the server reads them, both ways they reach it: `png`
+    (28x28 files) and `canvas` (drawn on the page)."""
+    parts = on_every_core(_test_chunk, digits, seed)
+    return {kind: np.concatenate([part[kind] for part in parts]) for kind in ("png", "canvas")}
+
+
+def compare_variants(paths: dict[str, Path], pictures: dict[str, np.ndarray],
+                     labels: np.ndarray) -> tuple[list[dict], dict[str, dict[str, np.ndarray]]]:
+    """The card's variants table (accuracy on the PNG test digits), and each
+    variant's scores on both kinds of test picture."""
+    variants, scores = [], {}
     for name, path in paths.items():
         engine = Model(path, CLASSES, name=name)
-        measured[name] = {kind: evaluate.predict_pixels(engine, px) for kind, px in pixels.items()}
-        accuracy = float((measured[name]["png"].argmax(1) == y_test).mean())
-        variants.append({"name": name, "size_bytes": path.stat().st_size, "accuracy": accuracy,
-                         "evaluated_on": "MNIST test digits as 28x28 PNGs",
-                         "latency_ms_p50": round(evaluate.median_latency_ms(engine, pixels["png"]), 3)})
-        log.info("%-8s accuracy %.4f, canvas-style %.4f", name, accuracy,
-                 (measured[name]["canvas"].argmax(1) == y_test).mean())
-    reference = next(v for v in variants if v["name"] == "float32")["accuracy"]
-    shipped = [v["name"] for v in variants
-               if v["name"] in ("int8", "float16") and v["accuracy"] >= reference - 0.005]
-    shipped.sort(key=("int8", "float16").index)
-    files = export.write_model_dir(args.out, paths, shipped, variants, CLASSES,
-                                   model.get_layer("scores").get_weights())
+        scores[name] = {kind: evaluate.predict_pixels(engine, px) for kind, px in pictures.items()}
+        variants.append(evaluate.variant_row(engine, path, pictures["png"],
+                                             (scores[name]["png"].argmax(1) == labels).mean(),
+                                             "MNIST test digits as 28x28 PNGs"))
+        log.info("%-8s canvas-style accuracy %.4f", name,
+                 (scores[name]["canvas"].argmax(1) == labels).mean())
+    return variants, scores
 
-    first = measured[shipped[0]]
-    val_engine = Model(args.out / files["variants"][shipped[0]], CLASSES)
-    val_scores = evaluate.predict_pixels(val_engine, val_x)
+
+def measure(path: Path, scores: dict[str, np.ndarray], labels: np.ndarray,
+            validation: tuple[np.ndarray, np.ndarray], args: argparse.Namespace) -> dict:
+    """The card's results for the shipped file at `path` (`scores`: its scores on the
+    test pictures): metrics on validation and on both kinds of test picture, the test
+    plots, and the "not sure" level, read off validation."""
+    val_x, val_y = validation
+    val_scores = evaluate.predict_pixels(Model(path, CLASSES), val_x)
     metrics = {
         "validation": evaluate.score(val_scores, val_y, [], CLASSES,
-                                     "5,000 MNIST training digits kept aside"),
-        "test": evaluate.score(first["png"], y_test, [], CLASSES,
+                                     f"{len(val_y):,} MNIST training digits kept aside"),
+        "test": evaluate.score(scores["png"], labels, [], CLASSES,
                                "MNIST test digits, each sent as a 28x28 PNG through the intake"),
-        "canvas": evaluate.score(first["canvas"], y_test, [], CLASSES,
+        "canvas": evaluate.score(scores["canvas"], labels, [], CLASSES,
                                  "MNIST test digits drawn as a canvas sends them: 280x280, dark "
                                  "on white, thicker strokes, off-centre"),
     }
-    plots = {path.stem: path.name for path in evaluate.save_plots(
-        metrics["test"], first["png"], y_test, [], args.out, mistakes=False)}
-    card = {
-        "schema_version": 1, "name": args.out.name, "title": "Which digit is it?",
-        "version": model_card.new_version(),
-        "description": "Reads one handwritten digit, drawn on the page or photographed on paper.",
-        "classes": CLASSES, "files": files,
-        "input": {"width": SIZE, "height": SIZE, "channels": 1, "dtype": "uint8", "color": "L",
-                  "kind": "digit",
-                  "resize": "classifier.digits: ink found against the paper (either polarity), "
-                            "cropped to its bounding box, fitted into 20x20 keeping the aspect "
-                            "ratio, centred by centre of mass in 28x28 (MNIST's form)",
-                  "preprocessing": "inside the network: x / 255"},
-        "architecture": {"summary": f"small CNN: 3 stages of {CONVOLUTIONS} 3x3 convolutions "
-                                    f"of {FILTERS} filters with batch normalisation, global "
-                                    "average pooling, "
-                                    "dense softmax over 10 digits",
-                         "feature_map": list(model.get_layer(export.FEATURES_LAYER).output.shape[1:])},
-        "base_weights": {"source": "none: trained from scratch", "attribution": CREDIT},
-        "training": {"data": {"train": _counts(train_y), "validation": _counts(val_y)},
-                     "settings": {k: v for k, v in sorted(vars(args).items())
-                                  if k not in ("out", "data", "work_dir")},
-                     "epochs_run": {"train": args.epochs},
-                     "duration_s": round(train_seconds, 1),
-                     "machine": machine_description()},
-        "metrics": metrics, "metrics_variant": shipped[0], "plots": plots, "variants": variants,
-        "not_sure_below": evaluate.not_sure_below(val_scores, val_y),
-        "reproduce": "python -m training.digits " + " ".join(argv),
-    }
-    model_card.write(args.out, card)
-    print(model_card.to_markdown(card).split("## Training")[0])
+    plots = evaluate.save_plots(metrics["test"], scores["png"], labels, [], args.out, mistakes=False)
+    return {"metrics": metrics, "plots": {plot.stem: plot.name for plot in plots},
+            "not_sure_below": evaluate.not_sure_below(val_scores, val_y)}
+
+
+# == 5. Model card ==============================================================
+
+def describe(args: argparse.Namespace, argv: Sequence[str], model, files: dict,
+             variants: list[dict], results: dict, labels: dict[str, np.ndarray],
+             training_seconds: float) -> dict:
+    """The model card of this run (`training.card.build`); `labels` are the training
+    and validation pictures' labels, counted on the card."""
+    return training_card.build(
+        name=args.out.name, title="Which digit is it?",
+        description="Reads one handwritten digit, drawn on the page or photographed on paper.",
+        classes=CLASSES, files=files,
+        input={"width": SIZE, "height": SIZE, "channels": 1, "dtype": "uint8", "color": "L",
+               "kind": "digit",
+               "resize": "classifier.digits: ink found against the paper (either polarity), "
+                         "cropped to its bounding box, fitted into 20x20 keeping the aspect "
+                         "ratio, centred by centre of mass in 28x28 (MNIST's form)",
+               "preprocessing": "inside the network: x / 255"},
+        architecture={"summary": f"small CNN: 3 stages of {CONVOLUTIONS} 3x3 convolutions "
+                                 f"of {FILTERS} filters with batch normalisation, global "
+                                 "average pooling, dense softmax over 10 digits",
+                      "feature_map": list(model.get_layer(export.FEATURES_LAYER).output.shape[1:])},
+        base_weights={"source": "none: trained from scratch", "attribution": CREDIT},
+        training={"data": {split: _counts(y) for split, y in labels.items()},
+                  "settings": {k: v for k, v in sorted(vars(args).items())
+                               if k not in ("out", "data", "work_dir")},
+                  "epochs_run": {"train": args.epochs},
+                  "duration_s": round(training_seconds, 1),
+                  "machine": machine_description()},
+        variants=variants, reproduce=training_card.reproduce_command("training.digits", argv),
+        **results)
+
+
+# == The run ====================================================================
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """One run, the steps in the order of the sections above."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    started = time.monotonic()
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    train, validation, (test_digits, test_labels) = load_mnist(args, rng)
+    model = build_model(args.seed)
+    fit(model, train, validation, args)
+    training_seconds = time.monotonic() - started
+
+    calibration = train[0][rng.permutation(len(train[0]))[:300]]
+    paths = export.export_variants(export.with_feature_map(model), calibration, args.work_dir)
+    variants, scores = compare_variants(paths, test_pictures(test_digits, args.seed + 1), test_labels)
+    shipped = export.shippable_variants(variants)
+    files = export.write_model_dir(args.out, paths, shipped, variants, CLASSES,
+                                   model.get_layer("scores").get_weights())
+    results = measure(args.out / files["variants"][shipped[0]], scores[shipped[0]], test_labels,
+                      validation, args)
+
+    written = describe(args, argv, model, files, variants, results,
+                       {"train": train[1], "validation": validation[1]}, training_seconds)
+    training_card.write(args.out, written)
+    print(training_card.summary(written))
     log.info("done in %.1f min", (time.monotonic() - started) / 60)
     return 0
 

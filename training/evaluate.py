@@ -27,6 +27,7 @@ import numpy as np
 from classifier import card as model_card
 from classifier.engine import Model
 from classifier.settings import shared_dir
+from training import card as training_card
 from training import dataset
 from training.dataset import Example
 
@@ -50,6 +51,18 @@ def median_latency_ms(model: Model, pixels: np.ndarray, repeats: int = 50) -> fl
         model.predict_pixels(image)
         timings.append((time.perf_counter() - start) * 1000)
     return statistics.median(timings)
+
+
+def variant_row(engine: Model, path: Path, pixels: np.ndarray, accuracy: float,
+                evaluated_on: str, **extra) -> dict:
+    """One row of the card's variants table: the file's size, its accuracy (and any
+    `extra` figures, such as subsets) and its median latency here, on `pixels`."""
+    row = {"name": engine.name, "size_bytes": path.stat().st_size,
+           "accuracy": float(accuracy), "evaluated_on": evaluated_on, **extra,
+           "latency_ms_p50": round(median_latency_ms(engine, pixels), 3)}
+    log.info("%-8s %6.2f MB  accuracy %.4f  p50 %.2f ms", row["name"], row["size_bytes"] / 1e6,
+             row["accuracy"], row["latency_ms_p50"])
+    return row
 
 
 # -- scoring -----------------------------------------------------------------
@@ -279,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.record:
         card = model_card.load(args.model_dir)
         card["metrics"][args.record] = {**result, **({"note": args.note} if args.note else {})}
-        model_card.write(args.model_dir, card)
+        training_card.write(args.model_dir, card)
         print(f"recorded as {args.record!r} in {args.model_dir / model_card.CARD_FILE}")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

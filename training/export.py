@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 
 VARIANTS = ("float32", "float16", "int8")
 FEATURES_LAYER = "features"  # the base network's last feature map, as named by train
+#: What a model directory ships, in this order: int8 is fastest on CPUs with VNNI, float16
+#: on plain AVX2 (stored at half the size, it runs as float32); the server times both.
+SHIPPED_VARIANTS = ("int8", "float16")
+#: How much accuracy a shipped variant may lose against float32: half a point.
+MAX_QUANTISATION_LOSS = 0.005
 
 
 def with_feature_map(model: tf.keras.Model) -> tf.keras.Model:
@@ -82,6 +87,28 @@ def export_variants(model: tf.keras.Model, calibration_pixels: np.ndarray,
         paths[variant] = work_dir / f"model_{variant}.tflite"
         paths[variant].write_bytes(to_tflite(model, variant, calibration_pixels))
     return paths
+
+
+def shippable_variants(rows: Sequence[dict], max_loss: float = MAX_QUANTISATION_LOSS,
+                       reference: dict | None = None) -> list[str]:
+    """The variants a model directory ships, the rule every model follows: int8 and
+    float16, each only if it is within `max_loss` of the reference on the whole set and
+    on each subset (the uploads a model exists for must not pay for a gain elsewhere);
+    if neither holds up, float32 alone. `rows` are the card's variants table; the
+    reference is float32's row unless given (the ImageNet model, which has no labels,
+    compares each file with the Keras model it came from). Empty when not even float32
+    holds up: a broken export, or a reference no file can meet."""
+    reference = reference or next(r for r in rows if r["name"] == "float32")
+
+    def holds_up(row: dict) -> bool:
+        pairs = [(row["accuracy"], reference["accuracy"]),
+                 *((row["subsets"][name], value)
+                   for name, value in reference.get("subsets", {}).items())]
+        return all(got >= wanted - max_loss - 1e-12 for got, wanted in pairs)
+
+    good = [r["name"] for r in rows if holds_up(r)]
+    shipped = [name for name in SHIPPED_VARIANTS if name in good]
+    return shipped or (["float32"] if "float32" in good else [])
 
 
 def ship(paths: dict[str, Path], variants: list[str], out: Path) -> dict[str, str]:

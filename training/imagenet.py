@@ -14,7 +14,8 @@
    agreement on every test photo of ../shared (there are no ImageNet labels for
    them), and for scale, how often `hotdog` is the top-1 / top-5 answer on the hot
    dog test photos. int8 and float16 are shipped when they agree as well as the
-   `--min-agreement` asks; the server runs the faster.
+   `--min-agreement` asks (the ship rule of every model,
+   `training.export.shippable_variants`); the server runs the faster.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from classifier import card as model_card
 from classifier.engine import Model
 from classifier.settings import machine_description, shared_dir
+from training import card as training_card
 from training import dataset, evaluate, export
 from training.bases import BASES
 
@@ -52,6 +53,9 @@ HEAD_LAYER = "predictions"
 CLASS_INDEX = "mobilenet_v2/imagenet_class_index.json"
 TRAIN_SPLITS = ("hotdog/train", "pizza/train", "phototype/train")
 TEST_SPLITS = ("hotdog/test", "pizza/test", "phototype/test")
+#: What a file is compared with: the Keras model it was exported from, which agrees with
+#: itself on every photo (the ship rule's reference; these photos have no ImageNet labels).
+KERAS_MODEL = {"name": "keras", "accuracy": 1.0}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -104,20 +108,75 @@ def photos(splits: Sequence[str]) -> list[dataset.Example]:
             for path in dataset.image_files(root / split)]
 
 
-def agreement(model: Model, pixels: np.ndarray, reference: np.ndarray) -> dict:
-    predicted = evaluate.predict_pixels(model, pixels)
-    top1 = predicted.argmax(axis=1)
-    return {"top1_agreement": float((top1 == reference).mean()),
-            "latency_ms_p50": round(evaluate.median_latency_ms(model, pixels), 3),
-            "predicted": predicted}
-
-
 def hotdog_rate(scores: np.ndarray, classes: list[str], k: int) -> float:
     hotdog = classes.index("hotdog")
     return float((np.argsort(-scores, axis=1)[:, :k] == hotdog).any(axis=1).mean())
 
 
+def compare_variants(paths: dict[str, Path], classes: list[str], pixels: np.ndarray,
+                     reference: np.ndarray) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """The card's variants table, each file's "accuracy" being its top-1 agreement with
+    the Keras model's answers (`reference`) on the test photos, and each file's scores."""
+    variants, scores = [], {}
+    for name, path in paths.items():
+        engine = Model(path, classes, name=name)
+        scores[name] = evaluate.predict_pixels(engine, pixels)
+        variants.append(evaluate.variant_row(engine, path, pixels,
+                                             (scores[name].argmax(axis=1) == reference).mean(),
+                                             "top-1 agreement with the Keras float model"))
+    return variants, scores
+
+
+def measure(agreement: float, scores: np.ndarray, hotdogs: np.ndarray, classes: list[str]) -> dict:
+    """The card's metrics for the shipped file: its agreement with the Keras model and,
+    for scale, how often it names the hot dog test photos `hotdog` (`scores`: its
+    scores on the test photos, `hotdogs`: which of them are hot dogs)."""
+    on_hotdogs = {"dataset": "hotdog/test/hotdog", "n": int(hotdogs.sum())}
+    return {
+        "keras_agreement": {
+            "dataset": ", ".join(TEST_SPLITS), "n": len(hotdogs), "accuracy": agreement,
+            "note": "top-1 agreement with the Keras float model (these photos have no "
+                    "ImageNet labels)"},
+        "hotdog_top1": {
+            **on_hotdogs, "accuracy": hotdog_rate(scores[hotdogs], classes, 1),
+            "note": "share of the hot dog test photos whose top-1 class is hotdog"},
+        "hotdog_top5": {
+            **on_hotdogs, "accuracy": hotdog_rate(scores[hotdogs], classes, 5),
+            "note": "share of the hot dog test photos with hotdog among the top 5"},
+    }
+
+
+def describe(args: argparse.Namespace, argv: Sequence[str], network, classes: list[str],
+             files: dict, variants: list[dict], metrics: dict,
+             calibration: list[dataset.Example], seconds: float) -> dict:
+    """The model card (`training.card.build`); `calibration` are the photos that set
+    the int8 ranges, the only data this model saw."""
+    base = BASES[args.base]
+    return training_card.build(
+        name=args.out.name, title="What is in the photo? (ImageNet)",
+        description="Names what a photo shows among ImageNet's 1000 everyday classes "
+                    "(animals, objects, foods, places), with its five best guesses.",
+        classes=classes, files=files,
+        input=training_card.photo_input((network.input_shape[2], network.input_shape[1]),
+                                        base.preprocessing),
+        architecture={"summary": f"{base.title} with its ImageNet head (global average "
+                                 "pooling, dense, softmax over 1000 classes); no retraining",
+                      "feature_map": list(network.outputs[1].shape[1:]),
+                      "feature_extractor": export.feature_extractor_fingerprint(
+                          network, FEATURE_LAYER[args.base])},
+        base_weights={"base": base.name, "source": Path(FULL_WEIGHTS[args.base]).name,
+                      "attribution": base.attribution},
+        training={"data": {"calibration": dataset.counts(calibration, ["photo"])},
+                  "settings": {"calibration_images": args.calibration_images,
+                               "min_agreement": args.min_agreement, "seed": args.seed},
+                  "epochs_run": {}, "duration_s": round(seconds, 1),
+                  "machine": machine_description()},
+        metrics=metrics, variants=variants,
+        reproduce=training_card.reproduce_command("training.imagenet", argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The packaging, step by step."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -126,91 +185,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     network, head = build(args.base)
     size = (network.input_shape[2], network.input_shape[1])
 
-    # == Calibration photos: an even share of every training split. ==
+    # Calibration photos: an even share of every training split.
     rng = np.random.default_rng(args.seed)
     pool = photos(TRAIN_SPLITS)
     chosen = [pool[i] for i in sorted(rng.permutation(len(pool))[:args.calibration_images])]
     calibration, *_ = dataset.load_arrays(chosen, size)
 
-    # == Reference: the Keras float model's answers on every test photo. ==
-    tests = photos(TEST_SPLITS)
-    test_x, _, tests, _ = dataset.load_arrays(tests, size)
-    reference = network.predict(test_x.astype(np.float32), batch_size=32, verbose=0)[0]
-    reference_top1 = reference.argmax(axis=1)
+    # The reference: the Keras float model's answers on every test photo.
+    test_x, _, tests, _ = dataset.load_arrays(photos(TEST_SPLITS), size)
+    reference = network.predict(test_x.astype(np.float32), batch_size=32, verbose=0)[0].argmax(axis=1)
     hotdogs = np.array(["hotdog/test/hotdog" in str(e.path) for e in tests])
 
-    # == Export every variant and compare it with the Keras model. ==
     paths = export.export_variants(network, calibration, args.work_dir)
-    variants, shipped, hotdog_check = [], [], {}
-    for name, path in paths.items():
-        measured = agreement(Model(path, classes, name=name), test_x, reference_top1)
-        log.info("%-8s agreement %.4f  p50 %.2f ms", name, measured["top1_agreement"],
-                 measured["latency_ms_p50"])
-        variants.append({"name": name, "size_bytes": path.stat().st_size,
-                         "accuracy": measured["top1_agreement"],
-                         "evaluated_on": "top-1 agreement with the Keras float model",
-                         "latency_ms_p50": measured["latency_ms_p50"]})
-        if name in ("int8", "float16") and measured["top1_agreement"] >= args.min_agreement:
-            shipped.append(name)
-            hotdog_check[name] = measured["predicted"][hotdogs]
+    variants, scores = compare_variants(paths, classes, test_x, reference)
+    shipped = export.shippable_variants(variants, 1 - args.min_agreement, KERAS_MODEL)
     if not shipped:
         log.error("no variant agrees with the Keras model on %.0f %% of the photos",
                   100 * args.min_agreement)
         return 1
-    shipped.sort(key=("int8", "float16").index)
     files = export.write_model_dir(args.out, paths, shipped, variants, classes, head.get_weights())
-
-    # == Model card. ==
-    base = BASES[args.base]
     first = next(v for v in variants if v["name"] == shipped[0])
-    test_location = ", ".join(TEST_SPLITS)
-    metrics = {
-        "keras_agreement": {
-            "dataset": test_location, "n": len(tests), "accuracy": first["accuracy"],
-            "note": "top-1 agreement with the Keras float model (these photos have no "
-                    "ImageNet labels)"},
-        "hotdog_top1": {
-            "dataset": "hotdog/test/hotdog", "n": int(hotdogs.sum()),
-            "accuracy": hotdog_rate(hotdog_check[shipped[0]], classes, 1),
-            "note": "share of the hot dog test photos whose top-1 class is hotdog"},
-        "hotdog_top5": {
-            "dataset": "hotdog/test/hotdog", "n": int(hotdogs.sum()),
-            "accuracy": hotdog_rate(hotdog_check[shipped[0]], classes, 5),
-            "note": "share of the hot dog test photos with hotdog among the top 5"},
-    }
-    card = {
-        "schema_version": 1,
-        "name": args.out.name,
-        "title": "What is in the photo? (ImageNet)",
-        "description": "Names what a photo shows among ImageNet's 1000 everyday classes "
-                       "(animals, objects, foods, places), with its five best guesses.",
-        "classes": classes,
-        "files": files,
-        "input": {"width": size[0], "height": size[1], "channels": 3, "dtype": "uint8",
-                  "color": "RGB",
-                  "resize": "EXIF orientation applied, transparency composited on white, "
-                            "the whole photo resized (bilinear, no crop) by classifier.intake",
-                  "preprocessing": base.preprocessing},
-        "architecture": {"summary": f"{base.title} with its ImageNet head (global average "
-                                    "pooling, dense, softmax over 1000 classes); no retraining",
-                         "feature_map": list(network.outputs[1].shape[1:]),
-                         "feature_extractor": export.feature_extractor_fingerprint(
-                             network, FEATURE_LAYER[args.base])},
-        "base_weights": {"base": base.name, "source": Path(FULL_WEIGHTS[args.base]).name,
-                         "attribution": base.attribution},
-        "training": {"data": {"calibration": dataset.counts(chosen, ["photo"])},
-                     "settings": {"calibration_images": args.calibration_images,
-                                  "min_agreement": args.min_agreement, "seed": args.seed},
-                     "epochs_run": {}, "duration_s": round(time.monotonic() - started, 1),
-                     "machine": machine_description()},
-        "metrics": metrics,
-        "metrics_variant": shipped[0],
-        "variants": variants,
-        "reproduce": "python -m training.imagenet " + " ".join(argv),
-        "version": model_card.new_version(),
-    }
-    model_card.write(args.out, card)
-    print(model_card.to_markdown(card).split("## Training")[0])
+    metrics = measure(first["accuracy"], scores[shipped[0]], hotdogs, classes)
+
+    written = describe(args, argv, network, classes, files, variants, metrics, chosen,
+                       time.monotonic() - started)
+    training_card.write(args.out, written)
+    print(training_card.summary(written))
     return 0
 
 

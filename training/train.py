@@ -3,36 +3,42 @@
     python -m training.train DATA_DIR --out models/NAME [options]
 
 DATA_DIR holds one sub-folder of photos per class; any number of classes >= 2
-works. The run reads top to bottom like this:
+works. `main`, at the end, is the run's table of contents: one call per step, each
+step a function of the section of the same number below.
 
-1. **Data.** Photos are read through `classifier.intake` (the server's own
+1. **Settings.** The command line (`--help` lists every option).
+2. **Data.** Photos are read through `classifier.intake` (the server's own
    intake), so training and serving see identical pixels. Extra folders can be
    added to a class (`--add not_hotdog=DIR`), reviewed mistakes dropped
    (`--exclude FILE`), a seeded share of some photos held out untouched as an
    independent check (`--holdout GLOB`), and a stratified, seeded validation
    split taken (or an explicit `--val-dir`).
-2. **Model.** The ImageNet features of a base network (`--base`: MobileNetV2,
+3. **Model.** The ImageNet features of a base network (`--base`: MobileNetV2,
    EfficientNet-Lite0 or Lite2, weights from a local file; see `training.bases`)
    under global average pooling and a dense softmax head. Pixel scaling lives
    inside the model, so the exported file takes plain 0-255 RGB and no caller
    re-implements preprocessing.
-3. **Phase 1: linear probe.** The base is frozen; the head is solved exactly as
+4. **Phase 1: linear probe.** The base is frozen; the head is solved exactly as
    an L2-regularised logistic regression of its pooled features (every photo and
    its mirror image), class-weighted when the classes are unbalanced
    (`--source-balance` also lets small sources within a class weigh more), the
    strength chosen on validation.
-4. **Phase 2: fine-tuning.** The top blocks of the base learn too, on augmented
+5. **Phase 2: fine-tuning.** The top blocks of the base learn too, on augmented
    photos (flips, rotation, zoom, brightness, contrast, optionally mixup), at a low
    learning rate (cosine decay), with every BatchNormalization layer kept frozen (its
    statistics were estimated on ImageNet and small batches would wreck them).
    It stops early on validation loss and keeps the best weights.
-5. **Export.** TFLite float32, float16 and full-integer int8 (calibrated on
+6. **Export.** TFLite float32, float16 and full-integer int8 (calibrated on
    training photos), each with the last feature map as a second output (for
-   class-activation maps); every variant is evaluated and timed. int8 and float16
-   are shipped when within `--max-quantisation-loss` of float32 accuracy: which
-   is faster depends on the CPU, so the server times them at load.
-6. **Model card.** `model_card.json` and `MODEL_CARD.md`: classes, input,
-   metrics of the shipped file, data counts, settings and this exact command.
+   class-activation maps); every variant is evaluated and timed, and the ship rule
+   every model follows (`training.export.shippable_variants`) picks the files the
+   model directory gets.
+7. **Evaluation.** The first shipped file, run as the server runs it, on the
+   validation, held-out and test photos; the "not sure" level from validation.
+8. **Model card.** `model_card.json` and `MODEL_CARD.md` (`training.card`):
+   classes, input, what the model is for and where it falls short
+   (`training/cards/NAME.md`), metrics of the shipped file, data counts, settings
+   and this exact command.
 """
 
 from __future__ import annotations
@@ -40,7 +46,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shlex
 import sys
 import time
 from collections import Counter
@@ -55,15 +60,14 @@ import numpy as np
 from classifier import card as model_card
 from classifier.engine import Model, Network
 from classifier.settings import PROJECT_ROOT, machine_description, shared_dir
+from training import card as training_card
 from training import dataset, evaluate, export
 from training.bases import BASES, unfreeze_top_blocks
 from training.dataset import DataError, Example
 
 log = logging.getLogger("training.train")
 
-# What a model directory ships: int8 is fastest on CPUs with VNNI, float on plain AVX2;
-# float16 storage halves the float file and runs as float32.
-SHIPPED_VARIANTS = ("int8", "float16")
+VALIDATION = "validation split of the training data"
 
 
 # == 1. Settings ===============================================================
@@ -136,7 +140,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     exporting = p.add_argument_group("export")
     exporting.add_argument("--calibration-images", type=int, default=200,
                         help="training photos used to calibrate int8 ranges")
-    exporting.add_argument("--max-quantisation-loss", type=float, default=0.005,
+    exporting.add_argument("--max-quantisation-loss", type=float,
+                           default=export.MAX_QUANTISATION_LOSS,
                         help="largest accuracy loss against float32 a shipped variant may have")
     exporting.add_argument("--work-dir", type=Path,
                         help="where every variant and the Keras model are kept "
@@ -153,10 +158,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def make_deterministic(seed: int) -> None:
+    """Same arguments, same model: Python, NumPy, TensorFlow and Keras seeded, and
+    TensorFlow's kernels made deterministic, so that the command a card records
+    rebuilds the model it describes."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
 # == 2. Data ===================================================================
 
 @dataclass
 class Splits:
+    """The photos of a run, split before any is read: `excluded` names the photos
+    `--exclude` left out, `corrections` counts the corrected photos added."""
     classes: list[str]
     train: list[Example]
     validation: list[Example]
@@ -166,6 +184,9 @@ class Splits:
 
 
 def gather(args: argparse.Namespace) -> Splits:
+    """Find the photos the arguments name and split them, reading none: the order of
+    the steps (exclusions, then the held-out share, then validation, corrections last
+    so they are never split off) is what a seed reproduces."""
     classes, examples = dataset.scan_classes(args.data_dir)
     dataset.add_photos(examples, classes, args.add, new_classes=True)
     examples = dataset.only_matching(examples, args.only)
@@ -194,14 +215,48 @@ def gather(args: argparse.Namespace) -> Splits:
     return Splits(classes, examples, validation, holdout, excluded, len(corrections))
 
 
-def read(examples: Sequence[Example], size: tuple[int, int], what: str):
+@dataclass
+class Photos:
+    """One split in memory: pixels at the model's input size, labels, and the
+    examples they came from (unreadable photos left out, and counted). `name` is
+    what the card calls the split."""
+    name: str
+    pixels: np.ndarray
+    labels: np.ndarray
+    examples: list[Example]
+    skipped: int
+
+    @property
+    def sources(self) -> list[str]:
+        return [e.source for e in self.examples]
+
+
+def read(examples: Sequence[Example], size: tuple[int, int], name: str) -> Photos:
+    """Decode a split through the serving intake, with a progress bar."""
     from tqdm import tqdm
 
     pixels, labels, kept, skipped = dataset.load_arrays(
-        examples, size, lambda xs: tqdm(xs, desc=f"reading {what}", unit="photo"))
+        examples, size, lambda xs: tqdm(xs, desc=f"reading {name}", unit="photo"))
     if skipped:
-        log.warning("%s: skipped %d unreadable photos", what, len(skipped))
-    return pixels, labels, kept, len(skipped)
+        log.warning("%s: skipped %d unreadable photos", name, len(skipped))
+    return Photos(name, pixels, labels, kept, len(skipped))
+
+
+def read_test_photos(args: argparse.Namespace, classes: list[str]) -> Photos | None:
+    """The labelled test photos (`--test-dir` and `--test-add`), if any: the variants
+    are compared on them and the card reports them."""
+    if not args.test_dir:
+        return None
+    examples = dataset.scan_labelled(args.test_dir, classes)
+    dataset.add_photos(examples, classes, args.test_add, new_classes=False)
+    name = " + ".join(dataset.describe_location(Path(where), shared_dir())
+                      for where in [args.test_dir, *(item.partition("=")[2] for item in args.test_add)])
+    return read(examples, input_size(args), name)
+
+
+def input_size(args: argparse.Namespace) -> tuple[int, int]:
+    """The square input of the network, as (width, height)."""
+    return args.image_size, args.image_size
 
 
 # == 3. Model ==================================================================
@@ -222,6 +277,143 @@ def build_model(num_classes: int, args: argparse.Namespace):
     x = keras.layers.Dropout(args.dropout, seed=args.seed, name="dropout")(x)
     scores = keras.layers.Dense(num_classes, activation="softmax", name="scores")(x)
     return keras.Model(pixels, scores, name=args.name), base
+
+
+def extra_networks(paths: Sequence[Path], model) -> list[Network]:
+    """The `--extra-features` networks, checked against the base: the same input size,
+    and a feature map on the same grid (the class-activation map adds them up cell by
+    cell)."""
+    grid = tuple(model.get_layer(export.FEATURES_LAYER).output.shape[1:3])
+    size = tuple(model.input.shape[1:3])
+    networks = []
+    for path in paths:
+        if not path.is_file():
+            raise DataError(f"--extra-features: no such file {path}")
+        network = Network(path)
+        maps = (network.run([np.zeros((*size, 3), np.uint8)], features=True)[0][1]
+                if network.has_features and network.input_size[::-1] == size else None)
+        if maps is None or maps.shape[:2] != grid:
+            raise DataError(f"--extra-features: {path} must take {size[1]}x{size[0]} photos and give "
+                            f"a {grid[0]}x{grid[1]} feature map, as the base does")
+        networks.append(network)
+    return networks
+
+
+# == 4. Phase 1: a linear probe on the frozen base ==============================
+
+def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Weights so every class counts as much as the others overall."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    return len(labels) / (num_classes * np.maximum(counts, 1))
+
+
+def sample_weights(labels: np.ndarray, sources: Sequence[str], class_weights: np.ndarray,
+                   source_balance: float) -> np.ndarray:
+    """Per-photo weights: the class weight, and within each class a share that lets
+    small sources count more (`--source-balance`). A class's total weight is kept, so
+    the classes stay balanced against each other. Why: one kind of photo that the
+    test of real use is full of can be a small folder in the training data (a few
+    dozen bare-sausage photos beside hundreds of chili dogs) and barely move the model."""
+    weights = class_weights[labels].astype(np.float64)
+    if source_balance:
+        groups = list(zip(labels.tolist(), sources, strict=True))
+        sizes = Counter(groups)
+        share = np.array([sizes[group] ** -source_balance for group in groups])
+        for label in np.unique(labels):
+            mine = labels == label
+            share[mine] *= mine.sum() / share[mine].sum()
+        weights *= share
+    return weights.astype(np.float32)
+
+
+def fit_head(model, train: Photos, validation: Photos, weights: np.ndarray,
+             strengths: Sequence[float], extras: Sequence[Network] = ()) -> dict:
+    """Phase 1 as a linear probe: the head becomes the L2-regularised logistic regression
+    of the base's pooled features (each photo as it is and mirrored), solved exactly,
+    the strength chosen by validation log-loss. Why not train the head by gradient
+    descent: a probe gets the best head the frozen features allow in seconds instead
+    of epochs, and fine-tuning that starts from a good head moves the pretrained
+    features less (LP-FT, Kumar et al. 2022), which keeps them general.
+
+    With `extras`, a second probe reads their pooled feature maps after the base's:
+    that one is the model's head (returned as `head`, kernel and bias), while the
+    Keras model keeps the base-only probe, so its exported file still classifies alone."""
+    import keras
+
+    log.info("phase 1: a linear probe on the frozen base's features")
+    pooled = keras.Model(model.input, model.get_layer("pool").output)
+
+    def base_features(pixels):
+        return np.concatenate([pooled.predict_on_batch(pixels[i:i + 64].astype(np.float32))
+                               for i in range(0, len(pixels), 64)])
+
+    def extra_features(pixels):
+        return [np.stack([maps.mean(axis=(0, 1)) for _, maps in network.run(pixels, features=True)])
+                for network in extras]
+
+    # Each photo as it is and mirrored: (features of the base, features of the extras).
+    mirrored = train.pixels[:, :, ::-1]
+    features = [(base_features(p), extra_features(p)) for p in (train.pixels, mirrored)]
+    val = (base_features(validation.pixels), extra_features(validation.pixels))
+    y, w = np.concatenate([train.labels, train.labels]), np.concatenate([weights, weights])
+
+    def best_probe(with_extras: bool):
+        def stack(base, others):
+            return np.concatenate([base, *(others if with_extras else [])], axis=1)
+        x = np.concatenate([stack(*part) for part in features])
+        return _best_probe(x, y, w, stack(*val), validation.labels, strengths)
+
+    loss, c, head = best_probe(with_extras=False)
+    model.get_layer("scores").set_weights(head)
+    result = {"c": c, "validation_log_loss": loss, "head": head}
+    if extras:
+        log.info("the same probe on the base's features and those of %s",
+                 ", ".join(str(network.path) for network in extras))
+        loss, c, head = best_probe(with_extras=True)
+        result = {"c": c, "validation_log_loss": loss, "head": head,
+                  "base_only_validation_log_loss": result["validation_log_loss"]}
+    return result
+
+
+def _best_probe(x, y, weights, val_x, val_y, strengths: Sequence[float]):
+    """(validation log-loss, C, [kernel, bias]) of the best logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
+    fits = []
+    for c in strengths:
+        probe = LogisticRegression(C=c, max_iter=3000).fit(x, y, sample_weight=weights)
+        loss = log_loss(val_y, probe.predict_proba(val_x), labels=probe.classes_)
+        log.info("probe C=%g: validation log-loss %.4f", c, loss)
+        fits.append((loss, c, probe))
+    loss, c, probe = min(fits, key=lambda fit: fit[0])
+    coef, intercept = probe.coef_, probe.intercept_
+    if coef.shape[0] == 1:  # two classes: one logit difference, split over both outputs
+        coef, intercept = np.concatenate([-coef, coef]) / 2, np.array([-intercept[0], intercept[0]]) / 2
+    return round(float(loss), 4), c, [coef.T.astype(np.float32), intercept.astype(np.float32)]
+
+
+# == 5. Phase 2: fine-tuning the top blocks =====================================
+
+def fine_tune(model, base, train: Photos, validation: Photos, weights: np.ndarray,
+              args: argparse.Namespace) -> int:
+    """Phase 2: the top `--fine-tune-blocks` blocks of the base learn with the head, on
+    augmented photos. A cosine decay lets the start move the newly trainable blocks
+    and the end settle. Returns the epochs run (0 when phase 2 is off)."""
+    if args.fine_tune_blocks <= 0 or args.fine_tune_epochs <= 0:
+        return 0
+    learning = unfreeze_top_blocks(base, BASES[args.base], args.fine_tune_blocks)
+    log.info("phase 2: fine-tuning the top %d blocks (%d layers learn)",
+             args.fine_tune_blocks, learning)
+    num_classes = model.output_shape[-1]
+    train_ds = make_dataset(train.pixels, train.labels, num_classes, args.batch_size,
+                            weights=weights, augment=augmenter(args.seed),
+                            mixup=args.mixup, seed=args.seed)
+    val_ds = make_dataset(validation.pixels, validation.labels, num_classes, 2 * args.batch_size)
+    steps_per_epoch = -(-len(train.labels) // args.batch_size)
+    return fit(model, train_ds, val_ds, epochs=args.fine_tune_epochs,
+               learning_rate=args.fine_tune_lr, decay_steps=args.fine_tune_epochs * steps_per_epoch,
+               args=args)
 
 
 def augmenter(seed: int):
@@ -276,128 +468,14 @@ def make_dataset(pixels, labels, num_classes, batch_size, *, weights=None,
                   deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
-def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Weights so every class counts as much as the others overall."""
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    return len(labels) / (num_classes * np.maximum(counts, 1))
-
-
-def sample_weights(labels: np.ndarray, sources: Sequence[str], class_weights: np.ndarray,
-                   source_balance: float) -> np.ndarray:
-    """Per-photo weights: the class weight, and within each class a share that lets
-    small sources count more (`--source-balance`). A class's total weight is kept, so
-    the classes stay balanced against each other. Why: one kind of photo that the
-    test of real use is full of can be a small folder in the training data (a few
-    dozen bare-sausage photos beside hundreds of chili dogs) and barely move the model."""
-    weights = class_weights[labels].astype(np.float64)
-    if source_balance:
-        groups = list(zip(labels.tolist(), sources, strict=True))
-        sizes = Counter(groups)
-        share = np.array([sizes[group] ** -source_balance for group in groups])
-        for label in np.unique(labels):
-            mine = labels == label
-            share[mine] *= mine.sum() / share[mine].sum()
-        weights *= share
-    return weights.astype(np.float32)
-
-
-def fit_head(model, train_x, train_y, sample_weight, val_x, val_y,
-             strengths: Sequence[float], extras: Sequence[Network] = ()) -> dict:
-    """Phase 1 as a linear probe: the head becomes the L2-regularised logistic regression
-    of the base's pooled features (each photo as it is and mirrored), solved exactly,
-    the strength chosen by validation log-loss. Why not train the head by gradient
-    descent: a probe gets the best head the frozen features allow in seconds instead
-    of epochs, and fine-tuning that starts from a good head moves the pretrained
-    features less (LP-FT, Kumar et al. 2022), which keeps them general.
-
-    With `extras`, a second probe reads their pooled feature maps after the base's:
-    that one is the model's head (returned as `head`, kernel and bias), while the
-    Keras model keeps the base-only probe, so its exported file still classifies alone."""
+def fit(model, train_ds, val_ds, *, epochs: int, learning_rate: float, decay_steps: int,
+        args: argparse.Namespace) -> int:
+    """Compile and fit with early stopping, the learning rate following a cosine from
+    `learning_rate` to 0 over `decay_steps`; returns the number of epochs run."""
     import keras
 
-    pooled = keras.Model(model.input, model.get_layer("pool").output)
-
-    def base_features(pixels):
-        return np.concatenate([pooled.predict_on_batch(pixels[i:i + 64].astype(np.float32))
-                               for i in range(0, len(pixels), 64)])
-
-    def extra_features(pixels):
-        return [np.stack([maps.mean(axis=(0, 1)) for _, maps in network.run(pixels, features=True)])
-                for network in extras]
-
-    # Each photo as it is and mirrored: (features of the base, features of the extras).
-    mirrored = train_x[:, :, ::-1]
-    train = [(base_features(p), extra_features(p)) for p in (train_x, mirrored)]
-    val = (base_features(val_x), extra_features(val_x))
-    y, w = np.concatenate([train_y, train_y]), np.concatenate([sample_weight, sample_weight])
-
-    def best_probe(with_extras: bool):
-        def stack(base, others):
-            return np.concatenate([base, *(others if with_extras else [])], axis=1)
-        x = np.concatenate([stack(*part) for part in train])
-        return _best_probe(x, y, w, stack(*val), val_y, strengths)
-
-    loss, c, head = best_probe(with_extras=False)
-    model.get_layer("scores").set_weights(head)
-    result = {"c": c, "validation_log_loss": loss, "head": head}
-    if extras:
-        log.info("the same probe on the base's features and those of %s",
-                 ", ".join(str(network.path) for network in extras))
-        loss, c, head = best_probe(with_extras=True)
-        result = {"c": c, "validation_log_loss": loss, "head": head,
-                  "base_only_validation_log_loss": result["validation_log_loss"]}
-    return result
-
-
-def _best_probe(x, y, weights, val_x, val_y, strengths: Sequence[float]):
-    """(validation log-loss, C, [kernel, bias]) of the best logistic regression."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import log_loss
-
-    fits = []
-    for c in strengths:
-        probe = LogisticRegression(C=c, max_iter=3000).fit(x, y, sample_weight=weights)
-        loss = log_loss(val_y, probe.predict_proba(val_x), labels=probe.classes_)
-        log.info("probe C=%g: validation log-loss %.4f", c, loss)
-        fits.append((loss, c, probe))
-    loss, c, probe = min(fits, key=lambda fit: fit[0])
-    coef, intercept = probe.coef_, probe.intercept_
-    if coef.shape[0] == 1:  # two classes: one logit difference, split over both outputs
-        coef, intercept = np.concatenate([-coef, coef]) / 2, np.array([-intercept[0], intercept[0]]) / 2
-    return round(float(loss), 4), c, [coef.T.astype(np.float32), intercept.astype(np.float32)]
-
-
-def extra_networks(paths: Sequence[Path], model) -> list[Network]:
-    """The `--extra-features` networks, checked against the base: the same input size,
-    and a feature map on the same grid (the class-activation map adds them up cell by
-    cell)."""
-    grid = tuple(model.get_layer(export.FEATURES_LAYER).output.shape[1:3])
-    size = tuple(model.input.shape[1:3])
-    networks = []
-    for path in paths:
-        if not path.is_file():
-            raise DataError(f"--extra-features: no such file {path}")
-        network = Network(path)
-        maps = (network.run([np.zeros((*size, 3), np.uint8)], features=True)[0][1]
-                if network.has_features and network.input_size[::-1] == size else None)
-        if maps is None or maps.shape[:2] != grid:
-            raise DataError(f"--extra-features: {path} must take {size[1]}x{size[0]} photos and give "
-                            f"a {grid[0]}x{grid[1]} feature map, as the base does")
-        networks.append(network)
-    return networks
-
-
-def fit(model, train_ds, val_ds, *, epochs: int, learning_rate: float, args,
-        decay_steps: int | None = None) -> int:
-    """Compile and fit with early stopping; returns the number of epochs run.
-    With `decay_steps`, the learning rate follows a cosine from `learning_rate` to 0."""
-    import keras
-
-    if epochs <= 0:
-        return 0
-    if decay_steps:
-        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
                   metrics=["accuracy"])
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience,
@@ -407,44 +485,154 @@ def fit(model, train_ds, val_ds, *, epochs: int, learning_rate: float, args,
     return len(history.history["loss"])
 
 
-# == 4. Export and evaluation ==================================================
+@dataclass
+class Learned:
+    """What phases 1 and 2 made, as the export and the card need it."""
+    model: object  # the Keras model
+    probe: dict
+    extras: list[Network]
+    class_weights: np.ndarray
+    fine_tune_epochs: int
 
-def compare_variants(paths: dict[str, Path], classes, pixels, labels, examples,
-                     evaluated_on: str, subsets: dict[str, list[str]], **reads) -> list[dict]:
-    """Each exported variant's accuracy on the given photos, on each subset of them
-    too, and its speed here (`reads`: the head and extras of `served_model`)."""
-    in_subset = {name: np.array([dataset.matches(patterns)(e) for e in examples])
+    @property
+    def reads(self) -> dict:
+        """How the served model reads its network: the file's own scores, or, with
+        extra networks, the probe's head on all their features."""
+        return {"head": self.probe["head"], "extras": self.extras} if self.extras else {}
+
+    @property
+    def head(self) -> list[np.ndarray]:
+        """The dense head the model directory ships (kernel, bias), for heat maps."""
+        return self.probe["head"] if self.extras else self.model.get_layer("scores").get_weights()
+
+
+# == 6. Export =================================================================
+
+def export_model(model, train: Photos, args: argparse.Namespace) -> dict[str, Path]:
+    """Every TFLite variant in the work folder, int8's ranges calibrated on a seeded
+    sample of training photos; the Keras model is kept there too, as the reference
+    the exported files are checked against."""
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    model.save(args.work_dir / "model.keras")
+    rng = np.random.default_rng(args.seed)
+    calibration = train.pixels[rng.permutation(len(train.pixels))[:args.calibration_images]]
+    return export.export_variants(export.with_feature_map(model), calibration, args.work_dir)
+
+
+def compare_variants(paths: dict[str, Path], classes: list[str], photos: Photos,
+                     subsets: dict[str, list[str]], reads: dict) -> list[dict]:
+    """The card's variants table: each exported file's accuracy on `photos`, on each
+    subset of them too, and its speed here, run as the server would run it
+    (`reads`: `Learned.reads`)."""
+    in_subset = {name: np.array([dataset.matches(patterns)(e) for e in photos.examples])
                  for name, patterns in subsets.items()}
     rows = []
     for variant, path in paths.items():
-        model = Model(path, classes, name=variant, **reads)
-        probabilities = evaluate.predict_pixels(model, pixels)
-        correct = probabilities.argmax(1) == labels
-        rows.append({"name": variant, "size_bytes": path.stat().st_size,
-                     "accuracy": float(correct.mean()), "evaluated_on": evaluated_on,
-                     "subsets": {name: float(correct[chosen].mean())
-                                 for name, chosen in in_subset.items() if chosen.any()},
-                     "latency_ms_p50": round(evaluate.median_latency_ms(model, pixels), 3)})
-        log.info("%-8s %6.2f MB  accuracy %.4f %s p50 %.2f ms", variant, rows[-1]["size_bytes"] / 1e6,
-                 rows[-1]["accuracy"], rows[-1]["subsets"], rows[-1]["latency_ms_p50"])
+        engine = Model(path, classes, name=variant, **reads)
+        correct = evaluate.predict_pixels(engine, photos.pixels).argmax(1) == photos.labels
+        rows.append(evaluate.variant_row(
+            engine, path, photos.pixels, correct.mean(), photos.name,
+            subsets={name: float(correct[chosen].mean())
+                     for name, chosen in in_subset.items() if chosen.any()}))
     return rows
 
 
-def shippable_variants(rows: list[dict], max_loss: float) -> list[str]:
-    """The variants served from the model directory: int8 and float16 (which one runs
-    is decided per CPU at load), each only if it is within `max_loss` of float32's
-    accuracy on the whole set and on each subset (the uploads a model exists for must
-    not pay for a gain elsewhere). float32 itself stays in the work folder as the
-    reference."""
-    reference = next(r for r in rows if r["name"] == "float32")
+def ship(paths: dict[str, Path], variants: list[dict], classes: list[str], learned: Learned,
+         args: argparse.Namespace) -> dict:
+    """Fill the model directory with the variants the ship rule keeps, the labels, the
+    head and the extra networks; returns the card's `files`."""
+    shipped = export.shippable_variants(variants, args.max_quantisation_loss)
+    log.info("shipping %s", " and ".join(shipped))
+    return export.write_model_dir(args.out, paths, shipped, variants, classes, learned.head,
+                                  args.extra_features)
 
-    def holds_up(row: dict) -> bool:
-        pairs = [(row["accuracy"], reference["accuracy"]),
-                 *((row["subsets"][name], value) for name, value in reference["subsets"].items())]
-        return all(got >= wanted - max_loss - 1e-12 for got, wanted in pairs)
 
-    good = [r["name"] for r in rows if holds_up(r)]
-    return [name for name in SHIPPED_VARIANTS if name in good] or ["float32"]
+# == 7. Evaluation =============================================================
+
+def read_holdout(splits: Splits, args: argparse.Namespace) -> Photos | None:
+    """The photos `--holdout` kept out of training and validation, if any."""
+    if not splits.holdout:
+        return None
+    return read(splits.holdout, input_size(args),
+                f"held-out {', '.join(args.holdout)} training photos (never trained on)")
+
+
+def measure(files: dict, learned: Learned, classes: list[str],
+            splits: dict[str, Photos | None], args: argparse.Namespace) -> dict:
+    """The card's results, all from the first shipped file, run as the server runs it:
+    metrics on each split given (validation, holdout, test; subsets on all but the
+    held-out photos), the plots of the test photos (else of validation), and the
+    "not sure" level, read off validation, never off the photos whose figures the
+    card reports."""
+    engine = Model(args.out / next(iter(files["variants"].values())), classes,
+                   name=args.name, **learned.reads)
+    subsets = evaluate.parse_subsets(args.subset)
+    metrics, scores = {}, {}
+    for split, photos in splits.items():
+        if photos is not None:
+            scores[split] = evaluate.predict_pixels(engine, photos.pixels)
+            metrics[split] = evaluate.score(scores[split], photos.labels, photos.examples, classes,
+                                            photos.name, None if split == "holdout" else subsets)
+    shown = "test" if "test" in metrics else "validation"
+    plots = evaluate.save_plots(metrics[shown], scores[shown], splits[shown].labels,
+                                splits[shown].examples, args.out, mistakes=False)
+    return {"metrics": metrics, "plots": {path.stem: path.name for path in plots},
+            "not_sure_below": evaluate.not_sure_below(scores["validation"],
+                                                      splits["validation"].labels)}
+
+
+# == 8. Model card =============================================================
+
+#: Arguments the card does not list as settings: folders of this machine, and what the
+#: card says elsewhere (its name, title, data, the command itself).
+NOT_SETTINGS = frozenset({
+    "out", "work_dir", "data_dir", "val_dir", "test_dir", "test_add", "corrections",
+    "extra_features", "add", "exclude", "base_weights", "description", "name", "title",
+    "subset", "only"})
+
+
+def describe(args: argparse.Namespace, argv: Sequence[str], splits: Splits,
+             photos: dict[str, Photos | None], learned: Learned, training_seconds: float,
+             files: dict, variants: list[dict], results: dict) -> dict:
+    """The model card of this run (`training.card.build`): `photos` are the splits
+    trained, validated and held out; `training_seconds` the time up to the end of
+    phase 2; `results` what `measure` found."""
+    spec = BASES[args.base]
+    return training_card.build(
+        name=args.name, title=args.title or " / ".join(splits.classes),
+        description=args.description, classes=splits.classes, files=files,
+        input=training_card.photo_input(input_size(args), spec.preprocessing),
+        architecture=architecture(learned, files, args),
+        base_weights={"base": spec.name, "source": Path(args.base_weights).name,
+                      "attribution": spec.attribution},
+        training={"data": {split: dataset.counts(p.examples, splits.classes)
+                           for split, p in photos.items() if p is not None},
+                  "excluded": splits.excluded,
+                  "settings": settings(args, splits, photos, learned),
+                  "epochs_run": {"fine_tune": learned.fine_tune_epochs},
+                  "duration_s": round(training_seconds, 1), "machine": machine_description()},
+        variants=variants, reproduce=training_card.reproduce_command("training.train", argv),
+        **results)
+
+
+def architecture(learned: Learned, files: dict, args: argparse.Namespace) -> dict:
+    """The card's `architecture`: the network in words, its feature map, the
+    fingerprint that lets the server share the base with another model, and where
+    each extra network came from."""
+    spec, model = BASES[args.base], learned.model
+    described = {
+        "summary": f"{spec.title} ImageNet features at {args.image_size} px"
+                   + "".join(f" and those of {describe_network(path)}" for path in args.extra_features)
+                   + f", global average pooling, dropout {args.dropout}, dense softmax over "
+                   f"{model.output_shape[-1]} classes",
+        "feature_map": list(model.get_layer(export.FEATURES_LAYER).output.shape[1:]),
+        "feature_extractor": export.feature_extractor_fingerprint(model)}
+    if learned.extras:
+        described["extra_features"] = [
+            {"file": name, "from": os.path.relpath(path.resolve(), PROJECT_ROOT),
+             "network": describe_network(path)}
+            for name, path in zip(files["extra_features"], args.extra_features, strict=True)]
+    return described
 
 
 def describe_network(path: Path) -> str:
@@ -452,186 +640,73 @@ def describe_network(path: Path) -> str:
     folder = path.resolve().parent
     if not model_card.exists(folder):
         return f"the network {path.name}"
-    card = model_card.load(folder)
-    return f"the {card['name']} model's network (version {card['version']}, {path.name})"
+    other = model_card.load(folder)
+    return f"the {other['name']} model's network (version {other['version']}, {path.name})"
 
 
-def reproduce_command(argv: Sequence[str], module: str = "training.train") -> str:
-    """This run's command line, with machine-specific paths made relative."""
-    shared = {str(shared_dir().resolve()), str(shared_dir())}
-    words = []
-    for word in argv:
-        for prefix in sorted(shared, key=len, reverse=True):
-            word = word.replace(prefix, "../shared")
-        words.append(word.replace(str(PROJECT_ROOT) + os.sep, ""))
-    return f"python -m {module} " + " ".join(shlex.quote(w) for w in words)
+def settings(args: argparse.Namespace, splits: Splits, photos: dict[str, Photos | None],
+             learned: Learned) -> dict:
+    """The card's training settings: every option that shapes the model, then what
+    the run chose or found (the probe's strength, corrections used, photos skipped,
+    class weights)."""
+    chosen = {key: value for key, value in sorted(vars(args).items()) if key not in NOT_SETTINGS}
+    chosen["probe_c"] = learned.probe["c"]
+    if learned.extras:
+        chosen["probe_validation_log_loss"] = {
+            "base features only": learned.probe["base_only_validation_log_loss"],
+            "with the extra features": learned.probe["validation_log_loss"]}
+    chosen["corrections_used"] = splits.corrections
+    chosen["trained_only_on"] = args.only or "all photos"
+    chosen["unreadable_photos_skipped"] = photos["train"].skipped + photos["validation"].skipped
+    chosen["class_weights"] = {c: round(float(w), 4)
+                               for c, w in zip(splits.classes, learned.class_weights, strict=True)}
+    return chosen
 
 
-# == 5. The run ================================================================
+# == The run ===================================================================
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """One training run, the steps in the order of the sections above."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     started = time.monotonic()
-
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(args.seed)
-    tf.config.experimental.enable_op_determinism()
-
-    try:
+    make_deterministic(args.seed)
+    try:  # 2-3: a wrong folder, file or option fails here, before any photo is read
         splits = gather(args)
-    except DataError as exc:
-        log.error("%s", exc)
-        return 2
-    classes, size = splits.classes, (args.image_size, args.image_size)
-    spec = BASES[args.base]
-    train_x, train_y, splits.train, skipped_train = read(splits.train, size, "training photos")
-    val_x, val_y, splits.validation, skipped_val = read(splits.validation, size, "validation photos")
-    log.info("classes %s; training %s; validation %s", classes,
-             np.bincount(train_y, minlength=len(classes)).tolist(),
-             np.bincount(val_y, minlength=len(classes)).tolist())
-
-    weights = balanced_class_weights(train_y, len(classes))
-    sample_weight = sample_weights(train_y, [e.source for e in splits.train], weights,
-                                   args.source_balance)
-    train_ds = make_dataset(train_x, train_y, len(classes), args.batch_size,
-                            weights=sample_weight, augment=augmenter(args.seed),
-                            mixup=args.mixup, seed=args.seed)
-    val_ds = make_dataset(val_x, val_y, len(classes), 2 * args.batch_size)
-
-    try:
-        model, base = build_model(len(classes), args)
-    except DataError as exc:
-        log.error("%s", exc)
-        return 2
-    log.info("phase 1: a linear probe on the frozen base's features")
-    try:
+        model, base = build_model(len(splits.classes), args)
         extras = extra_networks(args.extra_features, model)
     except DataError as exc:
         log.error("%s", exc)
         return 2
-    probe = fit_head(model, train_x, train_y, sample_weight, val_x, val_y, args.probe_c, extras)
-    # How the served model reads its network: the file's own scores, or with extra
-    # networks the probe's head on all their features.
-    reads = {"head": probe["head"], "extras": extras} if extras else {}
-    fine_epochs = 0
-    if args.fine_tune_blocks > 0 and args.fine_tune_epochs > 0:
-        learning = unfreeze_top_blocks(base, spec, args.fine_tune_blocks)
-        log.info("phase 2: fine-tuning the top %d blocks (%d layers learn)",
-                 args.fine_tune_blocks, learning)
-        # A cosine decay lets the start move the newly trainable blocks and the end settle.
-        steps_per_epoch = -(-len(train_y) // args.batch_size)
-        fine_epochs = fit(model, train_ds, val_ds, epochs=args.fine_tune_epochs,
-                          learning_rate=args.fine_tune_lr, args=args,
-                          decay_steps=args.fine_tune_epochs * steps_per_epoch)
-    train_seconds = time.monotonic() - started
-    args.work_dir.mkdir(parents=True, exist_ok=True)
-    model.save(args.work_dir / "model.keras")
+    train = read(splits.train, input_size(args), "training photos")
+    validation = read(splits.validation, input_size(args), VALIDATION)
 
-    # Export every variant; compare them on the test photos when given, else validation.
-    rng = np.random.default_rng(args.seed)
-    calibration = train_x[rng.permutation(len(train_x))[:args.calibration_images]]
-    paths = export.export_variants(export.with_feature_map(model), calibration, args.work_dir)
-    if args.test_dir:
-        test_examples = dataset.scan_labelled(args.test_dir, classes)
-        dataset.add_photos(test_examples, classes, args.test_add, new_classes=False)
-        test_x, test_y, test_examples, _ = read(test_examples, size, "test photos")
-        compare_on = (test_x, test_y, test_examples, " + ".join(
-            dataset.describe_location(Path(where), shared_dir())
-            for where in [args.test_dir, *(item.partition("=")[2] for item in args.test_add)]))
-    else:
-        compare_on = (val_x, val_y, splits.validation, "validation split")
-    variants = compare_variants(paths, classes, *compare_on, evaluate.parse_subsets(args.subset),
-                                **reads)
-    shipped = shippable_variants(variants, args.max_quantisation_loss)
-    log.info("shipping %s", " and ".join(shipped))
+    # 4-5: both phases weigh the training photos alike
+    class_weights = balanced_class_weights(train.labels, len(splits.classes))
+    weights = sample_weights(train.labels, train.sources, class_weights, args.source_balance)
+    probe = fit_head(model, train, validation, weights, args.probe_c, extras)
+    fine_tune_epochs = fine_tune(model, base, train, validation, weights, args)
+    learned = Learned(model, probe, extras, class_weights, fine_tune_epochs)
+    training_seconds = time.monotonic() - started
 
-    files = export.write_model_dir(args.out, paths, shipped, variants, classes,
-                                   reads.get("head") or model.get_layer("scores").get_weights(),
-                                   args.extra_features)
-    # The card's metrics describe the first shipped variant; the variants table has both.
-    engine = Model(args.out / files["variants"][shipped[0]], classes, name=args.name, **reads)
-    subsets = evaluate.parse_subsets(args.subset)
-    val_scores = evaluate.predict_pixels(engine, val_x)
-    metrics = {"validation": evaluate.score(val_scores, val_y, splits.validation, classes,
-                                            "validation split of the training data", subsets)}
-    if splits.holdout:
-        hold_x, hold_y, splits.holdout, _ = read(splits.holdout, size, "held-out photos")
-        metrics["holdout"] = evaluate.score(
-            evaluate.predict_pixels(engine, hold_x), hold_y, splits.holdout, classes,
-            f"held-out {', '.join(args.holdout)} training photos (never trained on)")
-    # The plots shown with the card: on the test set when there is one.
-    plotted = ("validation", val_scores, val_y, splits.validation)
-    if args.test_dir:
-        test_x, test_y, test_examples, name = compare_on
-        test_scores = evaluate.predict_pixels(engine, test_x)
-        metrics["test"] = evaluate.score(test_scores, test_y, test_examples, classes, name, subsets)
-        plotted = ("test", test_scores, test_y, test_examples)
-    split, scores, truth, shown = plotted
-    plots = {path.stem: path.name for path in evaluate.save_plots(
-        metrics[split], scores, truth, shown, args.out, mistakes=False)}
+    # 6: compared on the test photos when there are any, else on validation
+    paths = export_model(model, train, args)
+    test = read_test_photos(args, splits.classes)
+    variants = compare_variants(paths, splits.classes, test or validation,
+                                evaluate.parse_subsets(args.subset), learned.reads)
+    files = ship(paths, variants, splits.classes, learned, args)
 
-    data_counts = {"train": dataset.counts(splits.train, classes),
-                   "validation": dataset.counts(splits.validation, classes)}
-    if splits.holdout:
-        data_counts["holdout"] = dataset.counts(splits.holdout, classes)
-    settings = {key: value for key, value in sorted(vars(args).items())
-                if key not in ("out", "work_dir", "data_dir", "val_dir", "test_dir", "test_add",
-                               "corrections", "extra_features",
-                               "add", "exclude", "base_weights", "description", "name", "title", "subset",
-                               "only")}
-    settings["probe_c"] = probe["c"]
-    if extras:
-        settings["probe_validation_log_loss"] = {
-            "base features only": probe["base_only_validation_log_loss"],
-            "with the extra features": probe["validation_log_loss"]}
-    settings["corrections_used"] = splits.corrections
-    settings["trained_only_on"] = args.only or "all photos"
-    settings["unreadable_photos_skipped"] = skipped_train + skipped_val
-    settings["class_weights"] = {c: round(float(w), 4) for c, w in zip(classes, weights, strict=True)}
-    card = {
-        "schema_version": 1,
-        "name": args.name,
-        "title": args.title or " / ".join(classes),
-        "version": model_card.new_version(),
-        "description": args.description,
-        "classes": classes,
-        "files": files,
-        "input": {"width": args.image_size, "height": args.image_size, "channels": 3,
-                  "dtype": "uint8", "color": "RGB",
-                  "resize": "EXIF orientation applied, transparency composited on white, "
-                            "the whole photo resized (bilinear, no crop) by classifier.intake",
-                  "preprocessing": spec.preprocessing},
-        "architecture": {
-            "summary": f"{spec.title} ImageNet features at {args.image_size} px"
-                       + "".join(f" and those of {describe_network(path)}" for path in args.extra_features)
-                       + f", global average pooling, dropout {args.dropout}, dense softmax over "
-                       f"{len(classes)} classes",
-            "feature_map": list(model.get_layer(export.FEATURES_LAYER).output.shape[1:]),
-            "feature_extractor": export.feature_extractor_fingerprint(model),
-            **({"extra_features": [
-                {"file": name, "from": os.path.relpath(path.resolve(), PROJECT_ROOT),
-                 "network": describe_network(path)}
-                for name, path in zip(files["extra_features"], args.extra_features, strict=True)]}
-               if extras else {})},
-        "base_weights": {"base": spec.name, "source": Path(args.base_weights).name,
-                         "attribution": spec.attribution},
-        "training": {"data": data_counts, "excluded": splits.excluded, "settings": settings,
-                     "epochs_run": {"fine_tune": fine_epochs},
-                     "duration_s": round(train_seconds, 1),
-                     "machine": machine_description()},
-        "metrics": metrics,
-        "metrics_variant": shipped[0],
-        "not_sure_below": evaluate.not_sure_below(val_scores, val_y),
-        "plots": plots,
-        "variants": variants,
-        "reproduce": reproduce_command(argv),
-    }
-    model_card.write(args.out, card)
-    print(model_card.to_markdown(card).split("## Training")[0])
+    # 7-8: the card reports the shipped file, run as the server runs it
+    holdout = read_holdout(splits, args)
+    results = measure(files, learned, splits.classes,
+                      {"validation": validation, "holdout": holdout, "test": test}, args)
+
+    written = describe(args, argv, splits, {"train": train, "validation": validation,
+                                            "holdout": holdout},
+                       learned, training_seconds, files, variants, results)
+    training_card.write(args.out, written)
+    print(training_card.summary(written))
     log.info("done in %.1f min; wrote %s", (time.monotonic() - started) / 60, args.out)
     return 0
 
