@@ -42,8 +42,8 @@ from PIL import Image, ImageFilter
 
 from classifier import card as model_card
 from classifier.digits import SIZE, load_digit, mnist_form
-from classifier.engine import Model
 from classifier.intake import DEFAULT_MAX_PIXELS
+from classifier.model import Model
 from classifier.settings import machine_description, shared_dir
 from training import evaluate, export
 
