@@ -15,7 +15,7 @@ PIZZA_RECIPE = --base efficientnet_lite0 --fine-tune-blocks 11 --fine-tune-epoch
 # The photo-type model stays a linear probe: fine-tuning 11 blocks scored lower (96.3 %
 # against 96.6 % on its test photos, the same 95 % on uploads) and took 3x as long, and
 # a frozen base is the ImageNet model's own feature extractor, so the server runs both
-# on one network (classifier.engine). Its head also reads the hot dog network's pooled
+# on one network (classifier.registry). Its head also reads the hot dog network's pooled
 # features (which learned food, rooms, people and pets as "not a hot dog"): validation
 # log-loss 0.156 -> 0.139, and the server already holds that network too
 # (docs/phototype-journal.md).

@@ -34,7 +34,7 @@ def photos() -> list[str]:
 
 
 def single_thread_seconds(paths: list[str], variant: str) -> float:
-    from classifier.engine import Model
+    from classifier.model import Model
 
     model = Model.from_directory(ROOT / "models" / MODEL, variant=variant)
     total = 0.0
@@ -61,7 +61,7 @@ def rows(path: str) -> list[dict]:
 
 
 def main() -> None:
-    from classifier.engine import Model
+    from classifier.model import Model
 
     work = ROOT / "bench" / "results" / "tmp"
     work.mkdir(parents=True, exist_ok=True)
@@ -69,7 +69,7 @@ def main() -> None:
     listing = work / "photos.txt"
     listing.write_text("\n".join(paths) + "\n")
     # The file the batch command will run: the faster here, chosen once for all runs.
-    variant = Model.from_directory(ROOT / "models" / MODEL).runtime["variant"]
+    variant = Model.from_directory(ROOT / "models" / MODEL).runtime.variant
     cores = len(os.sched_getaffinity(0))
     single = single_thread_seconds(paths, variant)
     ceiling = cores * len(paths) / single

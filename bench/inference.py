@@ -70,7 +70,7 @@ def run(repeats: int = 300) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from classifier.engine import Model
+    from classifier.model import Model
 
     pixels = _sample_pixels()
     keras_model, keras_source = _keras_model()

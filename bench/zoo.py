@@ -36,7 +36,9 @@ def variant_timings() -> dict:
     """Every variant of every model alone, and each model as the server runs it (the
     variant picked at start-up, or for a model on a shared network that network and
     its own head), timed in turns so that a drift in the machine's speed hits all."""
-    from classifier.engine import Model, ModelRegistry, median_ms_in_turns
+    from classifier.model import Model
+    from classifier.registry import ModelRegistry
+    from classifier.variants import median_ms_in_turns
 
     registry = ModelRegistry.from_folder(MODELS, "hotdog")
     rows = {}
@@ -53,8 +55,8 @@ def variant_timings() -> dict:
         fastest = min(files, key=p50.get)
         rows[name] = {
             "p50_ms": {variant: round(p50[variant], 3) for variant in files}, "fastest": fastest,
-            "picked_at_startup": served.runtime["variant"],
-            "runs_on": served.runtime.get("features_of", name), "served_p50_ms": round(p50["served"], 3),
+            "picked_at_startup": served.runtime.variant,
+            "runs_on": served.runtime.features_of or name, "served_p50_ms": round(p50["served"], 3),
             "served_over_fastest": round(p50["served"] / p50[fastest], 3)}
     return rows
 
@@ -63,7 +65,7 @@ def mobilenet_yardstick() -> dict:
     """The hot dog model's head on MobileNetV2 (224 px), float16 and int8."""
     import keras
 
-    from classifier.engine import Model
+    from classifier.model import Model
     from training.bases import BASES
     from training.export import to_tflite
 

@@ -10,13 +10,13 @@ the feature map the network already outputs and the dense weights saved beside i
 
 from __future__ import annotations
 
-import base64
-import io
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from classifier.encoded import data_uri
 
 #: Side of the heat layer sent to the browser, which stretches it over the photo:
 #: enough for a smooth gradient, small enough to encode in about a millisecond.
@@ -55,10 +55,8 @@ def explanation(features: np.ndarray, head_file: Path, class_index: int, label: 
     """What the API adds with explain=true: the grid of values and the heat layer."""
     kernel, _ = head_weights(head_file)
     grid = activation_map(features, kernel, class_index)
-    buffer = io.BytesIO()
-    heat_layer(grid).save(buffer, "PNG", compress_level=1)
     return {"label": label, "grid": np.round(grid, 3).tolist(),
-            "overlay": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")}
+            "overlay": data_uri(heat_layer(grid), "PNG", compress_level=1)}
 
 
 def _colour_scale() -> np.ndarray:

@@ -36,6 +36,10 @@ except ImportError:  # pragma: no cover - pillow-heif is in requirements.txt
 #: Pillow format names we agree to parse. Restricting `Image.open` to these keeps
 #: exotic decoders (EPS runs Ghostscript, for one) away from user input.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", *_HEIF_FORMATS)
+#: File name endings of those formats: what a folder of photos is taken to hold
+#: (batch sources, training folders).
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"})
 
 #: Default ceiling on width x height: a 36-megapixel camera photo passes, a
 #: 30 000 x 30 000 "bomb" (900 MP) is refused before decoding.

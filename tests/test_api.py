@@ -145,18 +145,27 @@ def test_top_k_limits_the_classes_returned(client):
         assert response.status_code == 400 and "top_k" in response.get_json()["error"]["message"]
 
 
-def test_all_models_answer_for_each_photo_with_one_decode(client, monkeypatch):
-    from webapp import classify
+def test_all_models_answer_for_each_photo_with_one_decode_and_one_run_per_network(app, client, monkeypatch):
+    """model=all with explanations: one decode per photo, each network run once per
+    photo however many models read it."""
+    from classifier import service
+    from classifier.litert import Network
 
-    decodes = []
-    original = classify.decode_image
-    monkeypatch.setattr(classify, "decode_image",
-                        lambda *a, **k: decodes.append(1) or original(*a, **k))
+    decodes, runs = [], []
+    original_decode, original_run = service.decode_image, Network.run
+    monkeypatch.setattr(service, "decode_image",
+                        lambda *a, **k: decodes.append(1) or original_decode(*a, **k))
+    monkeypatch.setattr(Network, "run", lambda self, *a, **k: runs.append(1) or original_run(self, *a, **k))
     files = [(f"p{i}.jpg", images.jpeg(seed=i)) for i in range(2)]
-    body = client.post("/api/v1/classify?model=all", data=upload(*files)).get_json()
+    body = client.post("/api/v1/classify?model=all&explain=true", data=upload(*files)).get_json()
     names = [m["name"] for m in body["models"]]
     assert set(names) == {"hotdog", "pizza", "phototype", "imagenet"}  # photo models only
     assert len(decodes) == 2  # one per photo, not one per photo and model
+    models = app.extensions["classifier"].photo_models()
+    networks = {id(network) for model in models for network in model.networks}
+    assert len(networks) < sum(len(model.networks) for model in models)  # some are shared
+    assert len(runs) == 2 * len(networks)
+    assert all("explanation" in answer for result in body["results"] for answer in result["models"].values())
     for result, (filename, data) in zip(body["results"], files, strict=True):
         assert result["filename"] == filename and set(result["models"]) == set(names)
         alone = client.post("/api/v1/classify?model=pizza", data=data,

@@ -16,6 +16,7 @@ import zipfile
 import pytest
 
 from classifier.batch import cli, local
+from classifier.service import classify
 from classifier.settings import PROJECT_ROOT
 from tests import images
 from tests.conftest import SHIPPED_MODELS
@@ -90,14 +91,17 @@ def test_every_file_gets_a_row_and_bad_ones_their_api_code(mixed, tmp_path, caps
     assert "failed" in summary and "5" in summary.split("failed")[1].split("\n")[0]
 
 
-def test_results_equal_the_engine_on_the_same_bytes(mixed, tmp_path):
+def test_rows_are_the_classification_services_answers(mixed, tmp_path):
+    """The same answer as the API's for the same bytes: label, scores and not_sure."""
     out = tmp_path / "out.jsonl"
-    assert run_batch(mixed / "photos" / "p3.jpg", "--out", out, "--variant", "int8") == 0
+    photo = mixed / "photos" / "p3.jpg"
+    assert run_batch(photo, "--out", out, "--variant", "int8") == 0
     (row,) = read_rows(out)
     model = local.load_model(SHIPPED_MODELS, "hotdog", "int8")
-    prediction = model.predict_bytes((mixed / "photos" / "p3.jpg").read_bytes())
-    assert row["label"] == prediction.label
-    assert row["score_hotdog"] == prediction.scores["hotdog"]
+    answer = classify([model], photo.read_bytes())["hotdog"].as_dict()
+    assert row["label"] == answer["label"]
+    assert row["score_hotdog"] == answer["scores"]["hotdog"]
+    assert row["not_sure"] is answer["not_sure"]
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])

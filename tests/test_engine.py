@@ -1,4 +1,4 @@
-"""classifier.engine on the shipped model: predictions, batches, threads, registry."""
+"""The engine on the shipped model: predictions, batches, threads, variants, registry."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import threading
 import numpy as np
 import pytest
 
-from classifier.engine import CLEARLY_FASTER, Model, ModelRegistry
 from classifier.intake import CorruptImage
+from classifier.model import Model
+from classifier.registry import ModelRegistry
+from classifier.variants import CLEARLY_FASTER
 from tests import images
 from tests.conftest import SHIPPED_MODELS
 
@@ -84,25 +86,25 @@ def test_label_count_must_match_the_network(model):
 def test_the_faster_variant_is_served_and_says_why(two_files):
     runtime = two_files.runtime
     files = two_files.card["files"]["variants"]
-    assert set(runtime["timings_ms"]) == set(files) == {"int8", "float16"}
-    assert all(ms > 0 for ms in runtime["timings_ms"].values())
-    timings = runtime["timings_ms"]
+    assert set(runtime.timings_ms) == set(files) == {"int8", "float16"}
+    assert all(ms > 0 for ms in runtime.timings_ms.values())
+    timings = runtime.timings_ms
     # int8 (listed first) unless float16 is clearly (10 %) faster: never a clearly slower one.
     expected = "float16" if timings["float16"] < timings["int8"] / (1 + CLEARLY_FASTER) else "int8"
-    assert runtime["variant"] == expected and runtime["file"] == files[expected]
-    assert timings[runtime["variant"]] <= (1 + CLEARLY_FASTER) * min(timings.values())
-    assert two_files.path.name == runtime["file"]
-    assert "timed at start-up" in runtime["reason"] and expected in runtime["reason"]
+    assert runtime.variant == expected and runtime.file == files[expected]
+    assert timings[runtime.variant] <= (1 + CLEARLY_FASTER) * min(timings.values())
+    assert two_files.path.name == runtime.file
+    assert "timed at start-up" in runtime.reason and expected in runtime.reason
 
 
 def test_a_setting_can_force_a_variant(two_files):
     for variant in ("int8", "float16"):
         forced = Model.from_directory(SHIPPED_MODELS / TWO_FILES, variant=variant)
-        assert forced.runtime["variant"] == variant
+        assert forced.runtime.variant == variant
         assert forced.path.name == two_files.card["files"]["variants"][variant]
-        assert forced.runtime["timings_ms"] == {}
+        assert forced.runtime.timings_ms == {}
     fallback = Model.from_directory(SHIPPED_MODELS / TWO_FILES, variant="float64")
-    assert set(fallback.runtime["timings_ms"]) == {"int8", "float16"}
+    assert set(fallback.runtime.timings_ms) == {"int8", "float16"}
 
 
 def test_both_variants_agree_on_photos(two_files):
@@ -153,8 +155,8 @@ def test_models_with_one_feature_extractor_share_its_network(tmp_path):
     registry = ModelRegistry.from_folder(copy_models(["imagenet", "phototype"], tmp_path), "imagenet")
     imagenet, phototype = registry.get("imagenet"), registry.get("phototype")
     assert phototype.network is imagenet.network and phototype.head is not None
-    assert phototype.runtime["features_of"] == "imagenet"
-    own = Model.from_directory(tmp_path / "phototype", variant=phototype.runtime["variant"])
+    assert phototype.runtime.features_of == "imagenet"
+    own = Model.from_directory(tmp_path / "phototype", variant=phototype.runtime.variant)
     pixels = own.load(images.jpeg(640, 480, seed=5))
     shared, alone = phototype.predict_pixels(pixels, features=True), own.predict_pixels(pixels)
     assert shared.label == alone.label
@@ -172,7 +174,7 @@ def test_no_sharing_with_another_feature_extractor(tmp_path):
     card_file.write_text(json.dumps(card))
     registry = ModelRegistry.from_folder(folder, "imagenet")
     assert registry.get("phototype").network is not registry.get("imagenet").network
-    assert "features_of" not in registry.get("phototype").runtime
+    assert registry.get("phototype").runtime.features_of is None
 
 
 def test_a_head_reads_the_features_of_a_loaded_network_when_its_file_is_the_same(tmp_path):
@@ -224,6 +226,6 @@ def test_an_int8_network_lends_no_features(tmp_path):
     card["architecture"]["feature_extractor"] = imagenet_card["architecture"]["feature_extractor"]
     card_file.write_text(json.dumps(card))
     registry = ModelRegistry.from_folder(tmp_path, "imagenet", variant="int8")
-    assert registry.get("pizza").runtime["variant"] == "int8"
+    assert registry.get("pizza").runtime.variant == "int8"
     assert registry.get("imagenet").network is not registry.get("pizza").network
     assert registry.get("imagenet").head is None

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from classifier import card as model_card
-from classifier.engine import Model
+from classifier.model import Model
 from classifier.settings import default_base_weights, shared_dir
 from tests.conftest import SHIPPED_MODELS, require_shared
 from training import card as training_card
@@ -427,7 +427,7 @@ def test_a_head_can_read_another_models_network_too(run, tmp_path):
     the same."""
     import shutil
 
-    from classifier.engine import ModelRegistry
+    from classifier.registry import ModelRegistry
     from training import train
 
     root, out, _ = run

@@ -18,7 +18,8 @@ from PIL import Image
 from classifier import card as model_card
 from classifier import intake
 from classifier.digits import load_digit
-from classifier.engine import Model, ModelRegistry, predict_together
+from classifier.model import Model, predict_together
+from classifier.registry import ModelRegistry
 from classifier.settings import PROJECT_ROOT
 from tests.conftest import SHIPPED_MODELS, require_shared
 from training import card as training_card
@@ -224,10 +225,10 @@ def test_phototype_runs_as_a_head_on_the_imagenet_and_hotdog_networks():
     registry = ModelRegistry.from_folder(SHIPPED_MODELS, "hotdog")
     phototype, imagenet, hotdog = (registry.get(name) for name in ("phototype", "imagenet", "hotdog"))
     assert phototype.network is imagenet.network
-    assert phototype.runtime["features_of"] == "imagenet"
+    assert phototype.runtime.features_of == "imagenet"
     assert phototype.extras == [hotdog.network]
-    assert phototype.runtime["extra_features"] == ["../hotdog/model_int8.tflite"]
-    own = Model.from_directory(SHIPPED_MODELS / "phototype", variant=phototype.runtime["variant"])
+    assert phototype.runtime.extra_features == ("../hotdog/model_int8.tflite",)
+    own = Model.from_directory(SHIPPED_MODELS / "phototype", variant=phototype.runtime.variant)
     assert own.network is not imagenet.network and own.extras[0] is not hotdog.network
     photos = sorted(folder.rglob("*.jpg"))[::4]
     assert len(photos) >= 35

@@ -1,4 +1,4 @@
-"""classifier.variant_memory: the first start on a CPU times a model's variants, later
+"""classifier.variants' VariantMemory: the first start on a CPU times a model's variants, later
 starts serve what it chose, and anything that could change the verdict times again."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import threading
 
 import pytest
 
-from classifier import engine
-from classifier.engine import Model
-from classifier.variant_memory import VariantMemory
+from classifier import variants
+from classifier.model import Model
+from classifier.variants import VariantMemory
 from tests.conftest import SHIPPED_MODELS
 
 #: A small shipped model with an int8 and a float16 file.
@@ -33,13 +33,13 @@ def memory(tmp_path):
 def timings_taken(monkeypatch):
     """How many times variants were timed."""
     calls = []
-    measure = engine._median_times
+    measure = variants._median_times
 
     def counted(runners):
         calls.append(sorted(runners))
         return measure(runners)
 
-    monkeypatch.setattr(engine, "_median_times", counted)
+    monkeypatch.setattr(variants, "_median_times", counted)
     return calls
 
 
@@ -48,11 +48,11 @@ def test_a_later_start_serves_what_the_first_measured(directory, memory, timings
     assert timings_taken == [["float16", "int8"]] and memory.path.is_file()
     again = Model.from_directory(directory, memory=memory)
     assert len(timings_taken) == 1  # not timed again
-    assert again.runtime["variant"] == first.runtime["variant"]
-    assert again.runtime["timings_ms"] == first.runtime["timings_ms"]
+    assert again.runtime.variant == first.runtime.variant
+    assert again.runtime.timings_ms == first.runtime.timings_ms
     assert again.path == first.path
-    assert again.runtime["reason"].startswith("remembered from a start-up on ")
-    assert first.runtime["reason"] in again.runtime["reason"]
+    assert again.runtime.reason.startswith("remembered from a start-up on ")
+    assert first.runtime.reason in again.runtime.reason
     # The remembered model predicts like the measured one.
     pixels = first.blank_input()
     assert again.predict_pixels(pixels).scores == first.predict_pixels(pixels).scores
@@ -64,14 +64,14 @@ def test_a_changed_file_is_timed_again(directory, memory, timings_taken):
     stat = int8.stat()
     os.utime(int8, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # a retrained file
     reloaded = Model.from_directory(directory, memory=memory)
-    assert len(timings_taken) == 2 and "remembered" not in reloaded.runtime["reason"]
+    assert len(timings_taken) == 2 and "remembered" not in reloaded.runtime.reason
     Model.from_directory(directory, memory=memory)
     assert len(timings_taken) == 2  # and that new measurement is the one remembered
 
 
 def test_another_cpu_is_timed_again(directory, memory, timings_taken, monkeypatch):
     Model.from_directory(directory, memory=memory)
-    monkeypatch.setattr("classifier.variant_memory._cpu", lambda: "model name: another CPU")
+    monkeypatch.setattr("classifier.variants._cpu", lambda: "model name: another CPU")
     Model.from_directory(directory, memory=memory)
     assert len(timings_taken) == 2
 
@@ -106,5 +106,5 @@ def test_workers_starting_together_measure_once_and_agree(directory, memory, tim
 
 def test_a_forced_variant_or_a_single_file_needs_no_memory(directory, memory, timings_taken):
     forced = Model.from_directory(directory, variant="int8", memory=memory)
-    assert forced.runtime["variant"] == "int8"
+    assert forced.runtime.variant == "int8"
     assert not timings_taken and not memory.path.exists()

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 
 from classifier import card as model_card
-from classifier.engine import Model
+from classifier.model import Model
 from training import card as training_card
 from training import evaluate, train
 from training.dataset import DataError

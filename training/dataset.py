@@ -19,13 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.intake import ImageError, load_pixels
+from classifier.intake import IMAGE_SUFFIXES, ImageError, load_pixels
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"})
-
 
 # A photo's own id inside its file name: a number, "(12)", or a hex hash.
 _ID_WORD = re.compile(r"\(?\d+\)?|[0-9a-f]{2,}")

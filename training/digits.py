@@ -43,8 +43,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from classifier.digits import SIZE, load_digit, mnist_form
-from classifier.engine import Model
 from classifier.intake import DEFAULT_MAX_PIXELS
+from classifier.model import Model
 from classifier.settings import machine_description, shared_dir
 from training import card as training_card
 from training import evaluate, export

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from classifier import card as model_card
-from classifier.engine import Model
+from classifier.model import Model
 from classifier.settings import shared_dir
 from training import card as training_card
 from training import dataset

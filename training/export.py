@@ -44,7 +44,7 @@ def feature_extractor_fingerprint(model: tf.keras.Model, feature_layer: str = FE
     """SHA-256 of everything that makes `model`'s feature map: its input size and the
     weights of every layer up to `feature_layer`, in order. Two models with the same
     fingerprint compute the same feature map from the same pixels, so the server can
-    run that part once for both (`classifier.engine.ModelRegistry`)."""
+    run that part once for both (`classifier.registry.ModelRegistry`)."""
     import hashlib
 
     import keras

@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from classifier.engine import Model
+from classifier.model import Model
 from classifier.settings import machine_description, shared_dir
 from training import card as training_card
 from training import dataset, evaluate, export

@@ -58,7 +58,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 import numpy as np
 
 from classifier import card as model_card
-from classifier.engine import Model, Network
+from classifier.litert import Network
+from classifier.model import Model
 from classifier.settings import PROJECT_ROOT, machine_description, shared_dir
 from training import card as training_card
 from training import dataset, evaluate, export

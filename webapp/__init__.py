@@ -13,10 +13,11 @@ from flask_bootstrap import Bootstrap5
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from classifier.engine import ModelRegistry, default_pool_size
+from classifier.litert import default_pool_size
 from classifier.process_memory import return_large_blocks_when_freed
+from classifier.registry import ModelRegistry
 from classifier.settings import PROJECT_ROOT
-from classifier.variant_memory import VariantMemory
+from classifier.variants import VariantMemory
 from webapp import admin, api, cli, errors, feedback, metrics, openapi, pages, present, security
 from webapp.classify import EXTENSION
 from webapp.config import Config

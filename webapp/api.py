@@ -11,7 +11,6 @@ import time
 from flask import Blueprint, current_app, jsonify
 
 from webapp.classify import (
-    ALL_MODELS,
     classify_uploads,
     explain_requested,
     input_data_uri,
@@ -76,10 +75,12 @@ def classify():
         422: {description: "Damaged image, or too many pixels", content: {application/json: {schema: Error}}}
     """
     started = time.perf_counter()
-    models, top_k = models_for_request(), top_k_for_request()
-    answers = classify_uploads(models, uploads_from_request(), explain=explain_requested())
+    choice, top_k = models_for_request(), top_k_for_request()
+    models = choice.models
+    explain = [m.name for m in models] if explain_requested() else []
+    answers = classify_uploads(models, uploads_from_request(), explain=explain)
     elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
-    if requested_field("model") == ALL_MODELS:
+    if choice.every:
         return jsonify(models=[m.describe() for m in models], elapsed_ms=elapsed_ms, results=[
             {"filename": a.upload.filename,
              "models": {m.name: a.answer(m, top_k) for m in models}}
@@ -89,7 +90,7 @@ def classify():
     return jsonify(model=model.describe(), elapsed_ms=elapsed_ms, results=[
         {"filename": a.upload.filename,
          **a.answer(model, top_k),
-         **({"input": input_data_uri(a.inputs[model.name])} if with_input else {}),
+         **({"input": input_data_uri(a.answers[model.name].pixels)} if with_input else {}),
          **({"preview": preview_data_uri(a.upload.data)} if with_preview else {})}
         for a in answers])
 
@@ -107,7 +108,7 @@ def models():
     """
     reg = registry()
     return jsonify(default=reg.default,
-                   models=[{**model.card, "runtime": model.runtime}
+                   models=[{**model.card, "runtime": model.runtime.as_dict()}
                            for model in map(reg.get, reg.names())])
 
 

@@ -1,9 +1,10 @@
-"""What the page and the API share: which model(s) a request means, and running them."""
+"""What the page and the API share: which models a request asks for, and its photos'
+answers from the classification service (`classifier.service`), each with a token
+for feedback on it."""
 
 from __future__ import annotations
 
-import base64
-import io
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -12,30 +13,33 @@ from flask import current_app, g, request
 from PIL import Image
 
 from classifier.decode_cost import DecodeBudget
-from classifier.engine import Model, ModelRegistry, Prediction, predict_together
-from classifier.explain import explanation
-from classifier.intake import ImageError, decode_image, draft_size
+from classifier.encoded import data_uri
+from classifier.intake import ImageError, decode_image
+from classifier.model import Model
+from classifier.registry import EVERY_MODEL, ModelRegistry
+from classifier.service import MAX_TOP_K, Answer, classify
 from webapp import metrics, tokens
 from webapp.errors import RequestError
 from webapp.uploads import Upload
 
 EXTENSION = "classifier"
-ALL_MODELS = "all"
-#: Classes shown per answer when the request does not say: every class of a small
-#: model, the five best of a large one.
-DEFAULT_TOP_K = 5
-#: The most classes an answer can list: every class of the largest model (ImageNet's 1000).
-MAX_TOP_K = 1000
 PREVIEW_SIZE = (480, 480)
 
 
+@dataclass(frozen=True)
+class Choice:
+    """The models a request asks for; `every` when it asked for all of them."""
+
+    models: list[Model]
+    every: bool
+
+
 @dataclass
-class Answer:
-    """One photo's predictions, and the pixels each model saw, by model name."""
+class PhotoAnswers:
+    """One uploaded photo and each model's answer about it, by model name."""
 
     upload: Upload
-    predictions: dict[str, Prediction]
-    inputs: dict[str, np.ndarray]
+    answers: dict[str, Answer]
 
     @cached_property
     def digest(self) -> str:
@@ -43,16 +47,10 @@ class Answer:
         return tokens.photo_hash(self.upload.data)
 
     def answer(self, model: Model, top_k: int | None) -> dict:
-        """A model's answer as the API and the pages give it: the best classes, a token
-        for feedback on it and, when the prediction kept its feature map, an explanation."""
-        prediction = self.predictions[model.name]
-        answer = prediction.as_dict(default_top_k(model, top_k))
-        answer["not_sure"] = prediction.top[0][1] < model.not_sure_below
-        answer["feedback_token"] = tokens.sign(model, prediction, self.digest)
-        if prediction.features is not None:
-            answer["explanation"] = explanation(prediction.features, model.head_file,
-                                                model.labels.index(prediction.label), prediction.label)
-        return answer
+        """A model's answer as the API and the pages give it, with a token for feedback."""
+        answer = self.answers[model.name]
+        return {**answer.as_dict(top_k),
+                "feedback_token": tokens.sign(model, answer.prediction, self.digest)}
 
 
 def registry() -> ModelRegistry:
@@ -65,17 +63,14 @@ def requested_field(name: str) -> str | None:
         request.form.get(name) if request.mimetype == "multipart/form-data" else None)
 
 
-def models_for_request() -> list[Model]:
-    """The model named by the `model` field, every model for `all`, else the default."""
+def models_for_request() -> Choice:
+    """The model named by the `model` field, every photo model for `all`, else the default."""
     name = requested_field("model")
-    reg = registry()
-    if name == ALL_MODELS:  # every model that looks at photos (not the digit reader)
-        return [m for m in map(reg.get, reg.names()) if not m.reads_digits]
     try:
-        return [reg.get(name)]
+        return Choice(registry().chosen(name), every=name == EVERY_MODEL)
     except KeyError:
         raise RequestError(400, "unknown_model", f"There is no model called {_quoted(name)}; "
-                           f"available: {', '.join(reg.names())} (or {ALL_MODELS}).") from None
+                           f"available: {', '.join(registry().names())} (or {EVERY_MODEL}).") from None
 
 
 def top_k_for_request() -> int | None:
@@ -97,10 +92,6 @@ def _quoted(value: str, limit: int = 40) -> str:
     return repr(value if len(value) <= limit else value[:limit] + "…")
 
 
-def default_top_k(model: Model, top_k: int | None) -> int:
-    return top_k or min(DEFAULT_TOP_K, len(model.labels))
-
-
 def explain_requested() -> bool:
     return requested_field("explain") == "true"
 
@@ -113,35 +104,22 @@ def decode_budget() -> DecodeBudget:
 
 
 def classify_uploads(models: list[Model], uploads: list[Upload], *,
-                     explain: bool = False) -> list[Answer]:
-    """Predict every upload with every model, decoding each photo once; the first bad
-    photo fails the request, naming the file when there are several. With `explain`,
-    predictions keep the feature map their explanation is drawn from."""
-    answers = []
+                     explain: Collection[str] = ()) -> list[PhotoAnswers]:
+    """Every model's answer about every upload (`classifier.service.classify`: one
+    decode, each network once); the models named in `explain` also say where they saw
+    it. The first bad photo fails the request, naming the file when there are several."""
+    photos = []
     for upload in uploads:
         try:
-            answers.append(Answer(upload, *predict_all(models, upload.data, explain, decode_budget())))
+            answers = classify(models, upload.data, explain=explain, budget=decode_budget())
         except ImageError as exc:
             if len(uploads) > 1:
                 exc.message = f"{upload.filename}: {exc.message}"
             raise
-    return answers
-
-
-def predict_all(models: list[Model], data: bytes, explain: bool, budget: DecodeBudget
-                ) -> tuple[dict[str, Prediction], dict[str, np.ndarray]]:
-    if len(models) == 1:
-        inputs = {models[0].name: models[0].load(data, budget)}
-    else:
-        # One decode, at a scale that serves the largest input; each model resizes from it.
-        largest = max((m.input_size for m in models), key=lambda size: size[0] * size[1])
-        image = decode_image(data, max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
-                             draft_size=draft_size(largest), budget=budget)
-        inputs = {model.name: model.prepare(image) for model in models}
-    predictions = predict_together(models, inputs, features=explain)
-    for name, prediction in predictions.items():
-        metrics.predicted(name, prediction.label)
-    return predictions, inputs
+        for name, answer in answers.items():
+            metrics.predicted(name, answer.label)
+        photos.append(PhotoAnswers(upload, answers))
+    return photos
 
 
 def preview_data_uri(data: bytes) -> str:
@@ -150,13 +128,9 @@ def preview_data_uri(data: bytes) -> str:
     image = decode_image(data, max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
                          draft_size=PREVIEW_SIZE, budget=decode_budget())
     image.thumbnail(PREVIEW_SIZE)
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return data_uri(image, "JPEG", quality=85)
 
 
 def input_data_uri(pixels: np.ndarray) -> str:
     """The pixels a model saw, as a PNG data URI (for the drawing page's preview)."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels).save(buffer, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return data_uri(Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels), "PNG")

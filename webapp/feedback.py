@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from classifier.encoded import image_bytes
 from classifier.intake import ImageError, decode_image
 from webapp import metrics, tokens
 from webapp.classify import registry
@@ -166,9 +166,7 @@ def _without_metadata(photo: bytes) -> bytes:
     except ImageError as exc:
         raise RequestError(400, exc.code, exc.message) from None
     image.thumbnail((side, side))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
+    return image_bytes(image, "JPEG", quality=90)
 
 
 def _boolean(value, name: str) -> bool:

@@ -45,7 +45,7 @@ MODELS = Gauge("nothotdog_model_info", "Models loaded (1), by name, version and 
 
 def register(app: Flask, models) -> None:
     for model in models:
-        MODELS.labels(model.name, model.version, model.runtime["file"]).set(1)
+        MODELS.labels(model.name, model.version, model.runtime.file).set(1)
 
     @app.before_request
     def start_timer():

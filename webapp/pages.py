@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, request, send_from_directory
 
-from classifier.engine import Model
 from classifier.intake import ImageError, draft_size
+from classifier.model import Model
+from classifier.registry import EVERY_MODEL
 from webapp import present, tokens
 from webapp.classify import (
-    ALL_MODELS,
-    Answer,
+    PhotoAnswers,
     classify_uploads,
     models_for_request,
     preview_data_uri,
@@ -42,12 +42,12 @@ def decode_floor() -> int:
 
 def render_index(status: int = 200, error_code: str | None = None):
     chosen = request.values.get("model") or registry().default
-    if chosen != ALL_MODELS and chosen not in registry().names():
+    if chosen != EVERY_MODEL and chosen not in registry().names():
         chosen = registry().default
     messages = {code: present.for_people(code) for code in present.PEOPLE_MESSAGES}
     messages["unknown"] = present.GENERIC_MESSAGE
     return render_template("index.html", choices=choices(), chosen=chosen,
-                           all_models=ALL_MODELS, messages=messages, decode_floor=decode_floor(),
+                           all_models=EVERY_MODEL, messages=messages, decode_floor=decode_floor(),
                            error=error_code and present.for_people(error_code)), status
 
 
@@ -60,16 +60,17 @@ def index():
 def classify_form():
     """The no-JavaScript path: classify, then show each photo with every answer."""
     try:
-        models, top_k = models_for_request(), top_k_for_request()
-        # The page always carries the explanations: its "Why?" switch works without a script.
-        answers = classify_uploads(models, uploads_from_request(), explain=True)
+        models, top_k = models_for_request().models, top_k_for_request()
+        # The page carries the explanation it shows (the first model's): its "Why?"
+        # switch works without a script.
+        answers = classify_uploads(models, uploads_from_request(), explain=[models[0].name])
     except (RequestError, ImageError) as exc:
         return render_index(exc.status, exc.code)
     shown = [shown_photo(answer, models, top_k) for answer in answers]
     return render_template("result.html", results=shown, models=models)
 
 
-def shown_photo(answer: Answer, models: list[Model], top_k: int | None) -> dict:
+def shown_photo(answer: PhotoAnswers, models: list[Model], top_k: int | None) -> dict:
     """One photo on the result page: its preview and every model's answer. The page's
     feedback form sends that preview back when the person shares the photo, so each
     answer's token also vouches for the preview's hash."""

@@ -16,7 +16,7 @@ import secrets
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from classifier.engine import Model, Prediction
+from classifier.model import Model, Prediction
 
 SALT = "prediction"
 #: Longest token accepted: real ones are a few hundred characters (five ImageNet labels: under 400).

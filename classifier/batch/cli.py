@@ -3,7 +3,7 @@
     python -m classifier.batch SOURCE... [--model NAME] --out FILE
         [--engine local|ray] [--resume] [--review SHEET.html] [--max-file-bytes N]
 
-Every file gets a row (path, label, score, error, error_message, model,
+Every file gets a row (path, label, score, not_sure, error, error_message, model,
 model_version, and the scores), written as CSV, JSON Lines or Parquet after the
 output's extension. A bad file gets the API's error code, or one of the batch's own
 (file_too_large, not_a_regular_file, damaged_member, encrypted_member,
@@ -29,7 +29,7 @@ from pathlib import Path
 from classifier.batch import outputs, review
 from classifier.batch.outputs import shown
 from classifier.batch.sources import SourceError, expand
-from classifier.engine import Model
+from classifier.model import Model
 
 log = logging.getLogger("classifier.batch")
 
@@ -92,12 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "cannot resume it", file=sys.stderr)
             return 2
         model = Model.from_directory(args.models_dir / args.model, variant=earlier)
-    variant = model.runtime["variant"]  # workers run the file chosen here, not their own timing
+    variant = model.runtime.variant  # workers run the file chosen here, not their own timing
     done = writer.done_paths()
     todo = [item for item in items if shown(item.path) not in done]
     print(f"{len(items)} files; {len(items) - len(todo)} already in {args.out}; "
           f"{len(todo)} to classify with {model.name} {model.version} "
-          f"({model.runtime['file']}) on the {args.engine} engine", file=sys.stderr)
+          f"({model.runtime.file}) on the {args.engine} engine", file=sys.stderr)
     if args.engine == "ray":
         from classifier.batch import ray_engine as engine
     else:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from classifier.batch import outputs
 from classifier.batch.sources import Item, ItemError, Reader
-from classifier.engine import Model
 from classifier.intake import ImageError
+from classifier.model import Model
+from classifier.service import classify
 
 #: Items sent to a worker at once: large enough that the hand-over costs little,
 #: small enough that the output (and the progress bar) moves every second or so.
@@ -37,7 +38,7 @@ def classify_item(model: Model, reader: Reader, item: Item) -> dict:
     except OSError as exc:
         return outputs.row(model, item.path, error=("unreadable_file", exc.strerror or str(exc)))
     try:
-        return outputs.row(model, item.path, model.predict_bytes(data))
+        return outputs.row(model, item.path, classify([model], data)[model.name])
     except ImageError as exc:
         return outputs.row(model, item.path, error=(exc.code, exc.message))
 

@@ -17,7 +17,8 @@ import logging
 import os
 from pathlib import Path
 
-from classifier.engine import Model, Prediction
+from classifier.model import Model
+from classifier.service import Answer
 
 #: A model with at most this many classes gets a score column per class; a larger
 #: one (ImageNet's 1000) gets its best five instead.
@@ -34,15 +35,17 @@ log = logging.getLogger("classifier.batch")
 
 
 def columns(model: Model) -> list[str]:
-    head = ["path", "label", "score", "error", "error_message", "model", "model_version", "model_file"]
+    head = ["path", "label", "score", "not_sure", "error", "error_message", "model", "model_version",
+            "model_file"]
     if len(model.labels) <= MAX_CLASS_COLUMNS:
         return head + [f"score_{label}" for label in model.labels]
     return head + [f"top{i}_{part}" for i in range(1, TOP_COLUMNS + 1) for part in ("label", "score")]
 
 
-def row(model: Model, path: str, prediction: Prediction | None = None,
+def row(model: Model, path: str, answer: Answer | None = None,
         error: tuple[str, str] | None = None) -> dict:
-    """One output row: a prediction, or the error code and message of a bad file."""
+    """One output row: the model's answer (as the API gives it: scores and not_sure),
+    or the error code and message of a bad file."""
     out = dict.fromkeys(columns(model))
     out.update(path=shown(path), model=model.name, model_version=model.version,
                model_file=model.path.name, error="", error_message="")
@@ -50,7 +53,9 @@ def row(model: Model, path: str, prediction: Prediction | None = None,
         out["error"], out["error_message"] = error[0], shown(error[1])
         out["label"] = ""
         return out
+    prediction = answer.prediction
     out["label"], out["score"] = prediction.label, prediction.scores[prediction.label]
+    out["not_sure"] = answer.not_sure
     if len(model.labels) <= MAX_CLASS_COLUMNS:
         out.update({f"score_{label}": score for label, score in prediction.scores.items()})
     else:
@@ -212,5 +217,7 @@ def _csv_cell(value):
 def _arrow_type(name: str):
     import pyarrow as pa
 
+    if name == "not_sure":
+        return pa.bool_()
     return pa.float64() if name == "score" or name.startswith("score_") or name.endswith("_score") \
         else pa.string()

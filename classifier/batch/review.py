@@ -3,13 +3,12 @@ self-contained HTML file (thumbnails inline), sorted from least to most sure."""
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from pathlib import Path
 
 from classifier.batch.outputs import shown
 from classifier.batch.sources import Item, ItemError, Reader
+from classifier.encoded import data_uri
 from classifier.intake import ImageError, decode_image
 
 THUMBNAIL = (160, 160)
@@ -33,10 +32,7 @@ def _picture(reader: Reader, item: Item) -> str:
     except (ImageError, ItemError, OSError):
         return _MISSING
     image.thumbnail(THUMBNAIL)
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=80)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img src="data:image/jpeg;base64,{data}" alt="">'
+    return f'<img src="{data_uri(image, "JPEG", quality=80)}" alt="">'
 
 
 def _cell(row: dict, picture: str) -> str:

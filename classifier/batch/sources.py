@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from classifier.intake import IMAGE_SUFFIXES
+
 #: Separates an archive from the member inside it in an item's path.
 MEMBER = "!"
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"})
 #: Names that say "archive": such a file that does not open as one gets an error row
 #: rather than being read as a list of paths.
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz")
