@@ -31,9 +31,9 @@ run: $(VENV)/.serving
 	$(VENV)/bin/flask --app app db upgrade
 	$(VENV)/bin/gunicorn app:app
 
-## test: install the development requirements (and Debian's Chromium and PostgreSQL for
-## the browser and database tests), lint, run pytest
-test: $(VENV)/.dev browser postgres
+## test: install the development requirements (and Debian's Chromium, PostgreSQL, Redis and
+## HAProxy for the browser, database and several-hosts tests), lint, run pytest
+test: $(VENV)/.dev browser postgres servers
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
@@ -121,6 +121,15 @@ postgres:
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "postgresql is not installed (apt-get install postgresql): its tests will skip"; fi; }
+
+# Debian's Redis and HAProxy, which tests/test_several_hosts.py starts itself: two app
+# instances sharing one PostgreSQL and one Redis behind a load balancer.
+.PHONY: servers
+servers:
+	@{ [ -x /usr/bin/redis-server ] && [ -x /usr/sbin/haproxy ]; } || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server haproxy >/dev/null; \
+	  else echo "redis-server or haproxy is not installed (apt-get install redis-server haproxy): the several-hosts tests will skip"; fi; }
 
 ## evaluate: full report and plots for the shipped model on the test split
 evaluate: $(VENV)/.dev

@@ -70,18 +70,20 @@ def peak_rss_mb(pid: int) -> float:
 
 @contextmanager
 def gunicorn(target: str = "app:app", *, workers: int = 2, env: dict | None = None,
-             capture_output: bool = False) -> Iterator[Server]:
+             capture_output: bool = False, log: Path | None = None) -> Iterator[Server]:
     """Start `gunicorn TARGET` with our gunicorn.conf.py on a free loopback port;
-    stopped (SIGTERM, then SIGKILL) on leaving the block."""
+    stopped (SIGTERM, then SIGKILL) on leaving the block. Its output is discarded,
+    readable from `process.stdout` (capture_output) or written to the file `log`."""
     port = free_port()
     environment = {**os.environ, "WEB_CONCURRENCY": str(workers), "TF_CPP_MIN_LOG_LEVEL": "2",
                    **(env or {})}
-    output = subprocess.PIPE if capture_output else subprocess.DEVNULL
+    log_file = open(log, "w") if log else None  # noqa: SIM115 - closed when the server stops
+    output = subprocess.PIPE if capture_output else log_file or subprocess.DEVNULL
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", target, "-c", str(PROJECT_ROOT / "gunicorn.conf.py"),
          "--bind", f"127.0.0.1:{port}"], cwd=PROJECT_ROOT, env=environment,
-        stdout=output, stderr=subprocess.STDOUT if capture_output else subprocess.DEVNULL,
+        stdout=output, stderr=subprocess.STDOUT if capture_output or log_file else subprocess.DEVNULL,
         text=True)
     try:
         yield Server(process, f"http://127.0.0.1:{port}", started)
@@ -92,3 +94,5 @@ def gunicorn(target: str = "app:app", *, workers: int = 2, env: dict | None = No
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if log_file:
+            log_file.close()
