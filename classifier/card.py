@@ -88,6 +88,9 @@ def to_markdown(card: dict) -> str:
         lines.append(f"- **Not sure:** under a top score of {unsure['confidence']:.2f} the answer "
                      f"is \"not sure\": {unsure['wrong_below']} of the {unsure['answers_below']} "
                      f"validation answers under it were wrong. The level is {unsure['rule']}.")
+    if "intended_use" in card:  # what a model is for comes before how well it does it
+        lines += ["", "## Intended use", "", card["intended_use"], "", "## Limitations", "",
+                  *(f"- {item}" for item in card["limitations"])]
     lines += [
         "",
         "## Results", "",

@@ -86,7 +86,7 @@ def test_shipped_files_and_card(name):
     # that is this very card rendered.
     assert {key: card[key] for key in ("intended_use", "limitations")} == training_card.notes(name)
     assert (directory / model_card.MARKDOWN_FILE).read_text(encoding="utf-8") == \
-        training_card.to_markdown(card)
+        model_card.to_markdown(card)
     text = json.dumps(card)
     assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text
 

@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                              list(sys.argv[1:] if argv is None else argv))
     card["reproduce"] = "\n".join([*(line for line in card["reproduce"].splitlines()
                                       if "training.calibrate" not in line), command])
-    training_card.write(args.out, card)
+    model_card.write(args.out, card)
     log.info("%s: not sure below %.4f (%d of %d validation answers, %d of them wrong)",
              card["name"], card["not_sure_below"]["confidence"],
              card["not_sure_below"]["answers_below"], measured["n"],

@@ -141,27 +141,9 @@ def with_notes(card: dict, written: dict) -> dict:
 
 # == Writing ====================================================================
 
-def to_markdown(card: dict) -> str:
-    """`classifier.card`'s rendering, with the intended use and limitations right after
-    "At a glance": what a model is for comes before how well it does it."""
-    text = model_card.to_markdown(card)
-    if "intended_use" not in card:
-        return text
-    glance, results = text.split("\n## Results\n", 1)
-    return "\n".join([glance, INTENDED_USE, "", card["intended_use"], "", LIMITATIONS, "",
-                      *(f"- {item}" for item in card["limitations"]), "",
-                      f"## Results\n{results}"])
-
-
-def write(directory: Path, card: dict) -> None:
-    """Write `model_card.json` (checked against the schema) and MODEL_CARD.md."""
-    model_card.write(directory, card)
-    (Path(directory) / model_card.MARKDOWN_FILE).write_text(to_markdown(card), encoding="utf-8")
-
-
 def summary(card: dict) -> str:
     """The card up to its training details: what a training run prints when it ends."""
-    return to_markdown(card).split("## Training")[0]
+    return model_card.to_markdown(card).split("## Training")[0]
 
 
 # == Refreshing shipped cards ===================================================
@@ -179,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         found = notes(card["name"])
         if not found:
             return 2
-        write(directory, with_notes(card, found))
+        model_card.write(directory, with_notes(card, found))
         log.info("%s: its intended use and %d limitations, from training/cards/%s.md",
                  directory, len(found["limitations"]), card["name"])
     return 0

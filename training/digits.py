@@ -42,6 +42,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from PIL import Image, ImageFilter
 
+from classifier import card as model_card
 from classifier.digits import SIZE, load_digit, mnist_form
 from classifier.intake import DEFAULT_MAX_PIXELS
 from classifier.model import Model
@@ -337,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     written = describe(args, argv, model, files, variants, results,
                        {"train": train[1], "validation": validation[1]}, training_seconds)
-    training_card.write(args.out, written)
+    model_card.write(args.out, written)
     print(training_card.summary(written))
     log.info("done in %.1f min", (time.monotonic() - started) / 60)
     return 0

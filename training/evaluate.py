@@ -27,7 +27,6 @@ import numpy as np
 from classifier import card as model_card
 from classifier.model import Model
 from classifier.settings import shared_dir
-from training import card as training_card
 from training import dataset
 from training.dataset import Example
 
@@ -292,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.record:
         card = model_card.load(args.model_dir)
         card["metrics"][args.record] = {**result, **({"note": args.note} if args.note else {})}
-        training_card.write(args.model_dir, card)
+        model_card.write(args.model_dir, card)
         print(f"recorded as {args.record!r} in {args.model_dir / model_card.CARD_FILE}")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+from classifier import card as model_card
 from classifier.model import Model
 from classifier.settings import machine_description, shared_dir
 from training import card as training_card
@@ -209,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     written = describe(args, argv, network, classes, files, variants, metrics, chosen,
                        time.monotonic() - started)
-    training_card.write(args.out, written)
+    model_card.write(args.out, written)
     print(training_card.summary(written))
     return 0
 

@@ -706,7 +706,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     written = describe(args, argv, splits, {"train": train, "validation": validation,
                                             "holdout": holdout},
                        learned, training_seconds, files, variants, results)
-    training_card.write(args.out, written)
+    model_card.write(args.out, written)
     print(training_card.summary(written))
     log.info("done in %.1f min; wrote %s", (time.monotonic() - started) / 60, args.out)
     return 0
