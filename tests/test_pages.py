@@ -88,6 +88,7 @@ def test_each_model_has_a_page_with_its_card(client):
         assert response.status_code == 200, name
         page = response.get_data(as_text=True)
         assert ("Reproduce it" in page and "Confusion matrix" in page) or name == "imagenet"
+        assert "Intended use" in page and "Limitations" in page, name
         for plot in re.findall(r'src="(/models/[^"]+\.png)"', page):
             assert client.get(plot).mimetype == "image/png"
     assert client.get("/models/nope").status_code == 404
