@@ -390,3 +390,18 @@ def test_the_migration_upgrades_a_database_that_holds_feedback(database_url):
 def test_the_api_document_names_the_new_answers(sqlite_app):
     spec = sqlite_app.test_client().get("/api/v1/openapi.json").get_json()
     assert {"201", "400", "409", "410", "429"} <= set(spec["paths"]["/api/v1/feedback"]["post"]["responses"])
+
+
+def test_a_rate_limit_store_that_stops_answering_costs_no_500(tmp_path):
+    """Redis down: feedback is still taken (counted in memory meanwhile), and the admin
+    login, whose back-off lives there, answers 503 rather than an internal error."""
+    database = f"sqlite:///{tmp_path / 'feedback.sqlite'}"
+    app = make_app(database, RATELIMIT_STORAGE_URI="redis://127.0.0.1:9")  # nothing listens
+    try:
+        web = app.test_client()
+        answer = classify(web, images.jpeg(seed=11))
+        response = web.post("/api/v1/feedback", json={"token": answer["feedback_token"], "correct": True})
+        assert response.status_code == 201
+        assert log_in(web).status_code == 503
+    finally:
+        make_app(database)  # the limiter is one per process: back to memory for the tests after

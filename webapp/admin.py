@@ -159,7 +159,12 @@ def login():
     (NOTHOTDOG_RATELIMIT_STORAGE): per worker with memory://, shared with Redis."""
     enabled = bool(current_app.config["ADMIN_PASSWORD"])
     if request.method == "POST":
-        wait = _claim_attempt()
+        try:
+            wait = _claim_attempt()
+        except limiter.storage.base_exceptions:  # Redis is down: no back-off, so no guessing
+            current_app.logger.exception("the login back-off's storage is unavailable")
+            flash("Logging in is not possible right now; please try again in a minute.")
+            return render_template("admin/login.html", enabled=enabled), 503
         if wait:
             flash(f"Too many wrong passwords from your address: try again in {wait} seconds.")
             return render_template("admin/login.html", enabled=enabled), 429, {"Retry-After": str(wait)}

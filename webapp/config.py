@@ -82,6 +82,9 @@ class Config:
     FEEDBACK_RATE_LIMIT = os.environ.get("NOTHOTDOG_FEEDBACK_LIMIT", "10 per minute;100 per day")
     RATELIMIT_STORAGE_URI = os.environ.get("NOTHOTDOG_RATELIMIT_STORAGE", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
+    #: If that storage (Redis) stops answering, count in each worker's memory meanwhile
+    #: rather than failing every feedback request.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     #: How long an answer's feedback token is taken (each only once).
     FEEDBACK_TOKEN_HOURS = _int("NOTHOTDOG_FEEDBACK_TOKEN_HOURS", 24)
     #: Longest side of a photo kept with consent (re-encoded: no EXIF survives).
