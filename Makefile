@@ -49,12 +49,13 @@ $(VENV)/.dev: requirements.txt requirements-batch.txt requirements-ray.txt requi
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@ $(VENV)/.serving
 
-# Debian's Chromium and ChromeDriver; a test tool's own browser download cannot work offline.
+# Debian's Chromium and ChromeDriver (a test tool's own browser download cannot work
+# offline), and Node.js, which runs the page's DOM-free modules' tests (tests/js).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium && command -v node; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
-	  else echo "chromium is not installed (apt-get install chromium): the browser test will skip"; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver nodejs >/dev/null; \
+	  else echo "chromium or node is not installed (apt-get install chromium nodejs): the browser and JavaScript tests will skip"; fi; }
 
 ## models: rebuild every shipped model from ../shared (see each target for its time; the
 ## hot dog one with today's pipeline, which scores below the shipped file: see model-hotdog)

@@ -16,7 +16,7 @@ import time
 from bench.common import ROOT, report
 from classifier.settings import machine_description
 from tests import images
-from tests.test_browser import CHROMIUM_ARGS, ReceivedUploads, serve, twelve_megapixels, wait_until
+from tests.browser.helpers import CHROMIUM_ARGS, ReceivedUploads, serve, twelve_megapixels, wait_until
 
 UPLINK_BITS = 1.6e6
 ROUNDS = 5

@@ -1,4 +1,4 @@
-"""How answers are worded and coloured on the pages (static/js/app.js mirrors these rules)."""
+"""How answers are worded and coloured on the pages (static/js/wording.js mirrors these rules)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def tone(label: str, labels: Sequence[str]) -> str:
 
 
 #: What the page tells people for each error code the API can answer, in plain words:
-#: no form-field names, no library messages (static/js/app.js has the same table).
+#: no form-field names, no library messages (static/js/api.js turns the page's copy of it into errors).
 PEOPLE_MESSAGES = {
     "missing_image": "Choose a photo first.",
     "empty_file": "That file is empty. Choose another photo.",

@@ -1,14 +1,21 @@
 // Draw a digit: a canvas for mouse, touch and pen (Pointer Events) and the keyboard;
 // the digits model reads the drawing while it is being drawn. Requests are debounced
-// and never more than one is in flight: a drawing that changes meanwhile is sent
-// once the answer to the previous one is back.
-(function () {
-  "use strict";
+// and never more than one is in flight: a drawing that changes meanwhile is sent once
+// the answer to the previous one is back. Errors are in plain words, through api.js,
+// as on the upload page. Without JavaScript the page's <noscript> note stays.
 
-  const app = document.getElementById("draw-app");
-  if (!app || !window.fetch || !window.FormData) return; // the <noscript> note stays
+import { ApiError, UNREACHABLE, apiClient } from "./api.js";
+import { percent } from "./wording.js";
+
+// A stroke about a fourteenth of the canvas: MNIST's strokes are 2-3 pixels in a
+// 20-pixel digit, and people draw digits that fill most of the square.
+const STROKES_PER_SIDE = 14;
+const DEBOUNCE_MS = 150;
+const KEY_STEP = 10;
+const KEY_MOVES = { ArrowUp: [0, -1], ArrowDown: [0, 1], ArrowLeft: [-1, 0], ArrowRight: [1, 0] };
+
+function start(app) {
   app.classList.remove("d-none");
-
   const pad = document.getElementById("pad");
   const context = pad.getContext("2d");
   const answer = document.getElementById("digit-answer");
@@ -16,11 +23,10 @@
   const preview = document.getElementById("model-input");
   const penState = document.getElementById("pen-state");
   const model = app.dataset.model;
-  // A stroke about a fourteenth of the canvas: MNIST's strokes are 2-3 pixels in a
-  // 20-pixel digit, and people draw digits that fill most of the square.
-  const LINE_WIDTH = Math.round(pad.width / 14);
-  const DEBOUNCE_MS = 150;
-  const KEY_STEP = 10;
+  // The plain words for each error code, from the server (webapp/present.py).
+  const api = apiClient(JSON.parse(app.dataset.messages));
+  const lineWidth = Math.round(pad.width / STROKES_PER_SIDE);
+  const blankPreview = preview.src;
 
   let drawing = false;
   let hasInk = false;
@@ -35,20 +41,19 @@
     context.fillRect(0, 0, pad.width, pad.height);
     context.strokeStyle = "#000";
     context.fillStyle = "#000";
-    context.lineWidth = LINE_WIDTH;
+    context.lineWidth = lineWidth;
     context.lineCap = "round";
     context.lineJoin = "round";
     hasInk = false;
     answer.textContent = "?";
     status.textContent = "Draw to start.";
-    preview.src = preview.dataset.blank || preview.src;
+    preview.src = blankPreview;
     setScores({});
   }
-  preview.dataset.blank = preview.src;
 
   function dot(point) {
     context.beginPath();
-    context.arc(point.x, point.y, LINE_WIDTH / 2, 0, 2 * Math.PI);
+    context.arc(point.x, point.y, lineWidth / 2, 0, 2 * Math.PI);
     context.fill();
     hasInk = true;
   }
@@ -69,7 +74,7 @@
              y: (event.clientY - box.top) * pad.height / box.height };
   }
 
-  pad.addEventListener("pointerdown", function (event) {
+  pad.addEventListener("pointerdown", (event) => {
     event.preventDefault();
     pad.setPointerCapture(event.pointerId);
     drawing = true;
@@ -77,34 +82,34 @@
     dot(last);
     schedule();
   });
-  pad.addEventListener("pointermove", function (event) {
+  pad.addEventListener("pointermove", (event) => {
     if (!drawing) return;
     const point = canvasPoint(event);
     line(last, point);
     last = point;
     schedule();
   });
-  ["pointerup", "pointercancel"].forEach(function (type) {
-    pad.addEventListener(type, function () {
+  for (const type of ["pointerup", "pointercancel"]) {
+    pad.addEventListener(type, () => {
       if (!drawing) return;
       drawing = false;
       schedule();
     });
-  });
+  }
 
   // -- keyboard: arrows move the pen, Space puts it down or lifts it ---------------
 
-  pad.addEventListener("keydown", function (event) {
-    const moves = { ArrowUp: [0, -1], ArrowDown: [0, 1], ArrowLeft: [-1, 0], ArrowRight: [1, 0] };
+  pad.addEventListener("keydown", (event) => {
+    const move = KEY_MOVES[event.key];
     if (event.key === " " || event.key === "Enter") {
       event.preventDefault();
       keyPen.down = !keyPen.down;
       if (keyPen.down) { dot(keyPen); schedule(); }
-    } else if (moves[event.key]) {
+    } else if (move) {
       event.preventDefault();
       const from = { x: keyPen.x, y: keyPen.y };
-      keyPen.x = Math.min(pad.width, Math.max(0, keyPen.x + moves[event.key][0] * KEY_STEP));
-      keyPen.y = Math.min(pad.height, Math.max(0, keyPen.y + moves[event.key][1] * KEY_STEP));
+      keyPen.x = Math.min(pad.width, Math.max(0, keyPen.x + move[0] * KEY_STEP));
+      keyPen.y = Math.min(pad.height, Math.max(0, keyPen.y + move[1] * KEY_STEP));
       if (keyPen.down) { line(from, keyPen); schedule(); }
     } else if (event.key === "Escape" || event.key === "Delete") {
       clear();
@@ -112,10 +117,10 @@
       return;
     }
     penState.textContent = "Pen " + (keyPen.down ? "down" : "up") + " at " +
-      Math.round(100 * keyPen.x / pad.width) + " %, " + Math.round(100 * keyPen.y / pad.height) + " %";
+      percent(keyPen.x / pad.width) + " %, " + percent(keyPen.y / pad.height) + " %";
   });
 
-  document.getElementById("clear").addEventListener("click", function () {
+  document.getElementById("clear").addEventListener("click", () => {
     clear();
     pad.focus();
   });
@@ -127,50 +132,46 @@
     timer = window.setTimeout(send, DEBOUNCE_MS);
   }
 
-  function send() {
+  async function send() {
     if (!hasInk) return;
     if (inFlight) { pending = true; return; }
     inFlight = true;
-    pad.toBlob(function (blob) {
-      const data = new FormData();
-      data.append("image", blob, "digit.png");
-      fetch("/api/v1/classify?model=" + encodeURIComponent(model) + "&top_k=10&input=true",
-            { method: "POST", body: data, headers: { Accept: "application/json" } })
-        .then(function (response) {
-          return response.json().then(function (payload) { return { ok: response.ok, payload: payload }; });
-        })
-        .then(function (reply) {
-          if (!hasInk) return; // cleared while the answer was on its way
-          if (reply.ok) show(reply.payload.results[0]);
-          else status.textContent = reply.payload.error.message;
-        })
-        .catch(function () {
-          status.textContent = "The server could not be reached; your drawing is kept, draw on to retry.";
-        })
-        .finally(function () {
-          inFlight = false;
-          if (pending) { pending = false; send(); }
-        });
-    }, "image/png");
+    try {
+      const blob = await new Promise((done) => pad.toBlob(done, "image/png"));
+      const payload = await api.classify(blob, "digit.png", model, { topK: 10, input: true });
+      if (hasInk) show(payload.results[0]); // else cleared while the answer was on its way
+    } catch (problem) {
+      if (problem.code === UNREACHABLE) {
+        status.textContent = "The server could not be reached; your drawing is kept, draw on to retry.";
+      } else if (hasInk) {
+        status.textContent = problem instanceof ApiError ? problem.message : api.messageFor("unknown");
+      }
+    } finally {
+      inFlight = false;
+      if (pending) { pending = false; send(); }
+    }
   }
 
   function show(result) {
     answer.textContent = result.label;
-    status.textContent = "It looks like a " + result.label + " (" +
-      Math.round(100 * result.scores[result.label]) + " % sure).";
+    status.textContent = "It looks like a " + result.label + " (" + percent(result.scores[result.label]) +
+      " % sure).";
     preview.src = result.input;
     setScores(result.scores, result.label);
   }
 
   function setScores(scores, best) {
-    document.querySelectorAll("#digit-scores .progress-bar").forEach(function (bar) {
+    for (const bar of document.querySelectorAll("#digit-scores .progress-bar")) {
       const digit = bar.dataset.digit;
-      const percent = Math.round(100 * (scores[digit] || 0));
-      bar.className = "progress-bar w-pct-" + percent + (digit === best ? " bg-primary" : " bg-secondary");
-      bar.parentElement.setAttribute("aria-valuenow", String(percent));
-      document.querySelector('.digit-percent[data-digit="' + digit + '"]').textContent = percent + " %";
-    });
+      const score = percent(scores[digit] || 0);
+      bar.className = "progress-bar w-pct-" + score + (digit === best ? " bg-primary" : " bg-secondary");
+      bar.parentElement.setAttribute("aria-valuenow", String(score));
+      document.querySelector('.digit-percent[data-digit="' + digit + '"]').textContent = score + " %";
+    }
   }
 
   clear();
-})();
+}
+
+const app = document.getElementById("draw-app");
+if (app) start(app);
