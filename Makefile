@@ -75,7 +75,7 @@ models: model-hotdog model-pizza model-phototype model-imagenet model-digits
 model-hotdog: $(VENV)/.dev
 	$(PY) -m training.train $(HOTDOG)/train --out models/hotdog \
 	    --title "Is it a hot dog?" \
-	    --description "Tells whether a photo shows a hot dog (hotdog) or anything else (not_hotdog)." \
+	    --description "Tells whether a photo shows a hot dog or anything else." \
 	    --add not_hotdog=$(PIZZA)/train not_hotdog=$(PHOTOTYPE)/train/food \
 	    --exclude training/exclusions/hotdog.txt \
 	    --holdout 'seefood_*' --test-dir $(HOTDOG)/test --subset '$(FOOD_SUBSET)' \
@@ -91,7 +91,7 @@ model-hotdog: $(VENV)/.dev
 model-pizza: $(VENV)/.dev
 	$(PY) -m training.train $(PIZZA)/train --out models/pizza \
 	    --title "Is it a pizza?" \
-	    --description "Tells whether a photo shows a pizza (pizza) or any other dish (not_pizza)." \
+	    --description "Tells whether a photo shows a pizza or another dish." \
 	    --test-dir $(PIZZA)/test $(PIZZA_RECIPE)
 
 ## model-phototype: what a review-site upload shows (EfficientNet-Lite0 + the hot dog network, about 5 min)

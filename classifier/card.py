@@ -62,12 +62,17 @@ def describe_classes(classes: list[str], shown: int = 12) -> str:
     return f"{len(classes)} classes ({', '.join(classes[:5])}, ...; all in labels.txt)"
 
 
+def sentence(words: str) -> str:
+    """`words` ending as a sentence does: "Is it a pizza?" stays, "Pizza" gets its full stop."""
+    return words if words.endswith((".", "?", "!")) else words + "."
+
+
 def to_markdown(card: dict) -> str:
     """Render the card for people: the facts first, then how to reproduce them."""
     inp, training, metrics = card["input"], card["training"], card["metrics"]
     lines = [
         f"# Model card: {card['name']} (version {card['version']})", "",
-        f"**{card['title']}.** {card['description']}", "",
+        f"**{sentence(card['title'])}** {card['description']}", "",
         "## At a glance", "",
         f"- **Classes:** {describe_classes(card['classes'])}",
         f"- **Input:** {inp['width']}x{inp['height']} RGB, {inp['dtype']} pixels 0-255; "

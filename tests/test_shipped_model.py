@@ -117,6 +117,45 @@ def test_no_file_ships_that_lost_accuracy(name):
             assert shipped == good(variants[variant]), variant
 
 
+@pytest.mark.parametrize("name", SHIPPED)
+def test_card_figures_are_those_of_the_file_it_names(name):
+    """The card's results are of its `metrics_variant`, a file it ships: the accuracy
+    the variants table gives that file is one of the results (the set the variants
+    were compared on), and no other variant's accuracy is."""
+    card = model_card.load(SHIPPED_MODELS / name)
+    assert card["metrics_variant"] in card["files"]["variants"]
+    accuracy = {v["name"]: v["accuracy"] for v in card["variants"]}
+    results = [result["accuracy"] for result in card["metrics"].values()]
+    assert any(value == pytest.approx(accuracy[card["metrics_variant"]], abs=1e-9) for value in results)
+    for variant, value in accuracy.items():
+        if value != accuracy[card["metrics_variant"]] and variant != "float32":
+            assert not any(got == pytest.approx(value, abs=1e-9) for got in results), variant
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if "confusion_matrix" in
+                                  model_card.load(SHIPPED_MODELS / n).get("plots", {})])
+def test_card_confusion_matrix_plot_has_words_that_fit(name):
+    """The plot is drawn from the matrix the card stores (training.card --plots draws
+    it again without retraining), its class names in words, every text inside the
+    picture: no title cut at both ends."""
+    from training.evaluate import confusion_matrix_figure, plotted_split
+
+    card = model_card.load(SHIPPED_MODELS / name)
+    figure = confusion_matrix_figure(card["metrics"][plotted_split(card["metrics"])])
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    texts = [text for text in figure.findobj(lambda artist: hasattr(artist, "get_text"))
+             if text.get_text() and text.get_visible()]
+    assert any("accuracy" in text.get_text() for text in texts)
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= figure.bbox.x1 and box.y1 <= figure.bbox.y1, \
+            text.get_text()
+        assert "_" not in text.get_text(), text.get_text()
+    with Image.open(SHIPPED_MODELS / name / card["plots"]["confusion_matrix"]) as shipped:
+        assert shipped.size == (round(figure.get_figwidth() * 120), round(figure.get_figheight() * 120))
+
+
 # -- hotdog ------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,9 @@ shows them right after "At a glance", before any figure. After editing such a fi
     python -m training.card models/hotdog [models/pizza ...]
 
 copies it into each card and renders MODEL_CARD.md again; nothing is retrained.
+With `--plots` it also draws each card's confusion-matrix plot again, from the
+matrix the card stores (`training.evaluate.redraw_plots`), after the plotting code
+changed.
 """
 
 from __future__ import annotations
@@ -154,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Copy each model's training/cards/NAME.md into its card and render "
                     "MODEL_CARD.md again, without retraining.")
     parser.add_argument("model_dirs", type=Path, nargs="+", metavar="MODEL_DIR")
+    parser.add_argument("--plots", action="store_true",
+                        help="also draw each card's confusion matrix plot again from the matrix "
+                             "it stores (the ROC curve needs every photo's score: it stays)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     for directory in args.model_dirs:
@@ -164,6 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_card.write(directory, with_notes(card, found))
         log.info("%s: its intended use and %d limitations, from training/cards/%s.md",
                  directory, len(found["limitations"]), card["name"])
+        if args.plots:
+            from training.evaluate import redraw_plots  # matplotlib: only when asked
+
+            for path in redraw_plots(directory):
+                log.info("%s: drawn again from the card's confusion matrix", path)
     return 0
 
 

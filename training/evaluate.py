@@ -17,6 +17,7 @@ import json
 import logging
 import statistics
 import sys
+import textwrap
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -153,6 +154,51 @@ def find_mistakes(probabilities: np.ndarray, labels: np.ndarray, examples: Seque
 
 # -- plots -------------------------------------------------------------------
 
+#: The metric whose confusion matrix a card's plot shows: the test photos, else validation
+#: (training.train and training.digits draw it; `redraw_plots` draws it again).
+PLOTTED_SPLITS = ("test", "validation")
+#: Characters per line of a plot's title in a 5-inch figure (at 11 points, with room to spare).
+TITLE_WIDTH = 52
+
+
+def plotted_split(metrics: dict) -> str:
+    """Which of a card's metrics its confusion-matrix plot shows."""
+    return next(split for split in PLOTTED_SPLITS if split in metrics)
+
+
+def plot_title(result: dict, width: int = TITLE_WIDTH) -> str:
+    """A plot's title, on as many lines as it needs to fit `width` characters: the
+    data (several folders named by the first and their count), then the accuracy."""
+    folders = result["dataset"].split(" + ")
+    data = folders[0] + (f" and {len(folders) - 1} more folders" if len(folders) > 1 else "")
+    accuracy = f"accuracy {100 * result['accuracy']:.2f} % on {result['n']:,} images"
+    return textwrap.fill(data + ":", width, break_on_hyphens=False) + "\n" + accuracy
+
+
+def confusion_matrix_figure(result: dict):
+    """The confusion matrix of a card-shaped `result` (its `confusion_matrix`, `dataset`,
+    `n` and `accuracy`) as a matplotlib figure, sized to its classes, with its class
+    names in words and a title that fits. Needs nothing but the result, so a shipped
+    card's plot can be drawn again (`redraw_plots`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    labels = [label.replace("_", " ") for label in result["confusion_matrix"]["labels"]]
+    side = max(5.0, 0.45 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(side, side - 0.5))
+    ConfusionMatrixDisplay(np.array(result["confusion_matrix"]["matrix"]), display_labels=labels).plot(
+        ax=ax, colorbar=False, cmap="Blues",
+        text_kw={"fontsize": 10 if len(labels) <= 5 else 9})
+    ax.set_xlabel("answer")
+    ax.set_ylabel("true class")
+    ax.set_title(plot_title(result, int(TITLE_WIDTH * side / 5)), fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
 def save_plots(result: dict, probabilities: np.ndarray, labels: np.ndarray,
                examples: Sequence[Example], out_dir: Path, *, mistakes: bool = True
                ) -> list[Path]:
@@ -162,16 +208,10 @@ def save_plots(result: dict, probabilities: np.ndarray, labels: np.ndarray,
 
     matplotlib.use("Agg")  # no display on servers
     import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
+    from sklearn.metrics import RocCurveDisplay
 
-    written = []
-    matrix = np.array(result["confusion_matrix"]["matrix"])
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    ConfusionMatrixDisplay(matrix, display_labels=result["confusion_matrix"]["labels"]).plot(
-        ax=ax, colorbar=False, cmap="Blues")
-    ax.set_title(f"{result['dataset']}: accuracy {100 * result['accuracy']:.2f} %")
-    fig.tight_layout()
-    written.append(out_dir / "confusion_matrix.png")
+    written = [out_dir / "confusion_matrix.png"]
+    fig = confusion_matrix_figure(result)
     fig.savefig(written[-1], dpi=120)
     plt.close(fig)
 
@@ -190,6 +230,23 @@ def save_plots(result: dict, probabilities: np.ndarray, labels: np.ndarray,
     if wrong:
         written.append(out_dir / "worst_mistakes.png")
         _contact_sheet(wrong[:24], {e.path.name: e.path for e in examples}, written[-1])
+    return written
+
+
+def redraw_plots(model_dir: Path) -> list[Path]:
+    """Draw a model directory's confusion-matrix plot again from the matrix its card
+    stores (no photo, no model run): after the plotting code changes, shipped cards
+    get the new drawing without retraining. The ROC curve needs every photo's score,
+    which no card keeps, so it stays as it was drawn. Returns the files written."""
+    import matplotlib.pyplot as plt
+
+    card = model_card.load(model_dir)
+    written = []
+    if "confusion_matrix" in card.get("plots", {}):
+        fig = confusion_matrix_figure(card["metrics"][plotted_split(card["metrics"])])
+        written.append(Path(model_dir) / card["plots"]["confusion_matrix"])
+        fig.savefig(written[-1], dpi=120)
+        plt.close(fig)
     return written
 
 

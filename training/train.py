@@ -574,7 +574,7 @@ def measure(files: dict, learned: Learned, classes: list[str],
             scores[split] = evaluate.predict_pixels(engine, photos.pixels)
             metrics[split] = evaluate.score(scores[split], photos.labels, photos.examples, classes,
                                             photos.name, None if split == "holdout" else subsets)
-    shown = "test" if "test" in metrics else "validation"
+    shown = evaluate.plotted_split(metrics)
     plots = evaluate.save_plots(metrics[shown], scores[shown], splits[shown].labels,
                                 splits[shown].examples, args.out, mistakes=False)
     return {"metrics": metrics, "plots": {path.stem: path.name for path in plots},

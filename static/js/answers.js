@@ -12,21 +12,32 @@ export const ALL_MODELS = "all";
 // answer)` makes the "Was this right?" box of one answer (feedback.js).
 export function answerViews({ modelInfo, feedbackControls }) {
   // A card in `batch` for `file`, saying "Looking…"; the returned view is what the
-  // functions below fill in. `wide`: a card across the page (every model's answers).
-  function resultCard(file, batch, wide) {
-    const column = el("div", wide ? "col-12" : "col-md-6");
+  // functions below fill in. `every`: every model's answers. Those, and a batch of one
+  // photo (its `data-photos`), get a card across the page, the verdict beside the
+  // photo on a laptop. The photo's box has its size from the start (static/css/app.css),
+  // so the verdict will replace "Looking…" where it is: the batch's first card is
+  // brought into view now, and its answer appears in place, whatever the photo's
+  // shape or when it loads.
+  function resultCard(file, batch, every) {
+    const first = !batch.children.length && batch.isConnected;
+    const column = el("div", every || batch.dataset.photos === "1" ? "col-12" : "col-md-6");
     const card = el("article", "card shadow-sm result h-100");
+    const layout = el("div", "result-layout" + (every ? " every-model" : ""));
+    const stage = el("div", "photo-stage");
     const frame = el("div", "photo-frame");
-    const img = el("img", "card-img-top result-photo d-none");
+    const img = el("img", "result-photo d-none");
     img.alt = "Your photo " + (file.name || "");
     const body = el("div", "card-body");
     const name = el("p", "small text-secondary text-truncate mb-1", file.name || "photo");
     const heading = el("p", "h4 verdict text-secondary", "Looking…");
     body.append(name, heading);
     frame.append(img);
-    card.append(frame, body);
+    stage.append(frame);
+    layout.append(stage, body);
+    card.append(layout);
     column.append(card);
     batch.append(column);
+    if (first) bringIntoView(heading, true);
     return { card, body, heading, frame, img, file };
   }
 
@@ -77,8 +88,8 @@ export function answerViews({ modelInfo, feedbackControls }) {
   }
 
   // Fills a card with the classify answer `payload` for `model` (a name, or "all").
-  // Returns the answer the card leads with ({model, answer}: with every model, the
-  // first model's), which is what the history keeps.
+  // Returns the answers shown, [{model, answer}] in the card's order (every model's, or
+  // the one), which is what the history keeps; the first is the one "Why?" explains.
   function showAnswers(view, plan, payload, model) {
     view.heading.remove();
     const result = payload.results[0];
@@ -87,36 +98,35 @@ export function answerViews({ modelInfo, feedbackControls }) {
       view.img.classList.remove("d-none");
       plan.thumb = plan.thumb || result.preview;
     }
-    let lead;
+    let shown;
     if (model === ALL_MODELS) {
+      shown = payload.models.map(({ name }) => ({ model: name, answer: result.models[name] }));
       const grid = el("div", "answers-grid");
-      for (const { name } of payload.models) {
+      for (const { model: name, answer } of shown) {
         const cell = el("div");
-        cell.append(answerSection(name, result.models[name], true),
-                    feedbackControls(plan, name, result.models[name]));
+        cell.append(answerSection(name, answer, true), feedbackControls(plan, name, answer));
         grid.append(cell);
       }
       view.body.append(grid);
-      const first = payload.models[0].name;
-      lead = { model: first, answer: result.models[first] };
       view.card.dataset.label = "all";
     } else {
+      shown = [{ model, answer: result }];
       view.body.append(answerSection(model, result, false), feedbackControls(plan, model, result));
-      lead = { model, answer: result };
       view.card.dataset.label = result.label;
     }
+    const lead = shown[0];
     // The explanation came with the answer (explain=true): "Why?" only shows it.
     if (lead.answer.explanation) view.body.append(whyButton(view, lead.answer.explanation));
     view.body.append(el("p", "small text-secondary mb-0 mt-2 sent-note",
                         answerFacts(payload, model === ALL_MODELS, plan)));
-    // The first answer of a batch is brought into view once it is there (scrolling
-    // earlier falls short: the page grows as photos and answers come in).
+    // The first answer of a batch: its card was brought into view when it was made,
+    // unless the page was too short then to scroll that far, or the person scrolled.
     const batch = view.card.closest(".batch");
     if (batch && !batch.dataset.shown) {
       batch.dataset.shown = "yes";
-      view.body.querySelector(".answer").scrollIntoView({ behavior: "smooth", block: "center" });
+      bringIntoView(view.body.querySelector(".verdict"), false);
     }
-    return lead;
+    return shown;
   }
 
   // `problem.message` is already in plain words (api.js). `again` asks again.
@@ -139,6 +149,16 @@ export function answerViews({ modelInfo, feedbackControls }) {
   }
 
   return { resultCard, showPhoto, showAnswers, showError };
+}
+
+// Scrolls `element` (a verdict, or "Looking…" where it will be) to the middle of the
+// screen; `always` false: only when it is not already in the upper part of it.
+function bringIntoView(element, always) {
+  const box = element.getBoundingClientRect();
+  const middle = (box.top + box.bottom) / 2;
+  if (!always && box.top >= 0 && middle <= 0.65 * window.innerHeight) return;
+  const still = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  element.scrollIntoView({ behavior: still ? "auto" : "smooth", block: "center" });
 }
 
 // "Why?" switches the heat layer (the explanation's translucent PNG) over the photo on

@@ -13,11 +13,10 @@ import { setUpCamera } from "./camera.js";
 import { modelChoices } from "./choices.js";
 import { el, notices } from "./dom.js";
 import { feedbackForms } from "./feedback.js";
-import { historyEntry } from "./history.js";
+import { entryVerdicts, everyModelEntry, historyEntry } from "./history.js";
 import { historyList } from "./history-list.js";
 import { preparePhoto } from "./prepare.js";
 import { DEFAULT_DECODE_FLOOR } from "./shrink.js";
-import { pretty } from "./wording.js";
 
 // localStorage, or null where even looking at it throws (some privacy settings).
 function browserStorage() {
@@ -58,11 +57,15 @@ function start(form) {
       // browser cannot show (no thumbnail: HEIC) gets the server's preview too.
       const payload = await api.classify(plan.blob, plan.name, model,
                                          { explain: true, preview: !plan.thumb });
-      const lead = views.showAnswers(view, plan, payload, model);
-      remember(historyEntry({ time: Date.now(), name: plan.name, model: lead.model, answer: lead.answer,
-                              info: choices.info(lead.model), thumb: plan.thumb }));
+      const shown = views.showAnswers(view, plan, payload, model);
+      const entry = model === ALL_MODELS
+        ? everyModelEntry({ time: Date.now(), name: plan.name, title: choices.info(model).title, thumb: plan.thumb,
+                            answers: shown.map((one) => ({ ...one, info: choices.info(one.model) })) })
+        : historyEntry({ time: Date.now(), name: plan.name, model, answer: shown[0].answer,
+                         info: choices.info(model), thumb: plan.thumb });
+      remember(entry);
       announce("Answer ready for " + (file.name || "your photo") + ": " +
-               (lead.answer.not_sure ? "not sure" : pretty(lead.answer.label)));
+               entryVerdicts(entry).map((one) => one.verdict).join(", "));
     } catch (problem) {
       views.showError(view, problem, () => classifyAll([file]));
     }
@@ -76,6 +79,7 @@ function start(form) {
     tell(null);
     const model = choices.chosen();
     const holder = el("div", "row g-3 mb-3 batch");
+    holder.dataset.photos = String(photos.length);
     results.prepend(holder);
     clearResults.classList.remove("d-none");
     announce("Asking about " + photos.length + " photo(s)…");

@@ -11,8 +11,21 @@ export const HISTORY_SIZE = 24;
 // The entry for one answer. `info` is the model's {title, classes}; `thumb` the photo's
 // small data: URL (or null); `time` milliseconds since 1970.
 export function historyEntry({ time, name, model, answer, info, thumb }) {
-  return { time, name, model, label: answer.label, notSure: Boolean(answer.not_sure),
-           score: answer.top[0].score, classes: info.classes, title: info.title, thumb };
+  return { time, name, model, ...verdictOf(answer, info), thumb };
+}
+
+// The entry for "Everything at once": one photo, every model's verdict. `answers` are
+// [{model, answer, info}] in the page's order; `title` what the page calls the choice.
+export function everyModelEntry({ time, name, answers, title, thumb }) {
+  return { time, name, model: "all", title, thumb,
+           verdicts: answers.map(({ model, answer, info }) => ({ model, ...verdictOf(answer, info) })) };
+}
+
+// What an entry keeps of an answer: the verdict, not the scores of every class or the
+// explanation (localStorage holds a few MB at most).
+function verdictOf(answer, info) {
+  return { label: answer.label, notSure: Boolean(answer.not_sure), score: answer.top[0].score,
+           classes: info.classes, title: info.title };
 }
 
 // The list with `entry` first, the oldest dropped past `size`.
@@ -24,10 +37,19 @@ export function withEntry(entries, entry, size = HISTORY_SIZE) {
 export function parseHistory(text) {
   try {
     const entries = JSON.parse(text || "[]");
-    return Array.isArray(entries) ? entries.filter((entry) => entry && typeof entry.label === "string") : [];
+    return Array.isArray(entries) ? entries.filter(wellFormed) : [];
   } catch (damaged) {
     return [];
   }
+}
+
+// One model's verdict, or every model's (a list of them, none damaged).
+function wellFormed(entry) {
+  if (!entry) return false;
+  if (Array.isArray(entry.verdicts)) {
+    return entry.verdicts.length > 0 && entry.verdicts.every((one) => one && typeof one.label === "string");
+  }
+  return typeof entry.label === "string";
 }
 
 // Storage can be missing or refuse (private mode, full, blocked): history is a nicety,
@@ -51,12 +73,19 @@ export function rememberAnswer(storage, entry) {
   return entries;
 }
 
-// What an entry says: "Hotdog!", "Menu", or "Not sure (hotdog)".
+// What an entry says: "Hotdog!", "Menu", or "Not sure (hotdog)". (One model's verdict.)
 export function entryVerdict(entry) {
   return entry.notSure ? "Not sure (" + pretty(entry.label) + ")" : verdict(entry.label, entry.classes);
 }
 
-// Which model and when: "Is it a hot dog?, 04/12/2026, 16:05:00" (in the reader's locale).
+// Every verdict of an entry, each with the title of the model that gave it:
+// [{title: "Is it a hot dog?", verdict: "Not hotdog!"}, ...]; one for a single model.
+export function entryVerdicts(entry) {
+  return (entry.verdicts || [entry]).map((one) => ({ title: one.title, verdict: entryVerdict(one) }));
+}
+
+// Which model (or "Everything at once") and when: "Is it a hot dog?, 04/12/2026, 16:05:00"
+// (in the reader's locale).
 export function entryDetails(entry, locale) {
   return entry.title + ", " + new Date(entry.time).toLocaleString(locale);
 }

@@ -7,9 +7,10 @@ import json
 import time
 
 import pytest
+from PIL import Image, ImageOps
 
 from tests import images
-from tests.conftest import SHIPPED_MODELS
+from tests.conftest import SHIPPED_MODELS, require_shared
 
 from .helpers import (
     LAPTOP,
@@ -48,6 +49,59 @@ def test_the_answer_comes_into_view(browser, server, tmp_path, viewport):
         assert not errors, errors  # no CSP violations or script errors
     finally:
         context.close()
+
+
+# Records, in the page, where the first verdict of the next answer sits: 0.8 s after it
+# appears and 2 s after (the photo long loaded), and where "Looking…" was in its card.
+WATCH_THE_VERDICT = """() => {
+  window.verdictSeen = null;
+  const top = (node) => node.getBoundingClientRect().top
+                        - node.closest(".result").getBoundingClientRect().top;
+  new MutationObserver((changes, observer) => {
+    const looking = document.querySelector("#results .result .verdict");
+    if (looking && window.lookingAt === undefined) window.lookingAt = top(looking);
+    const verdict = document.querySelector("#results .answer .verdict");
+    if (!verdict) return;
+    observer.disconnect();
+    const seen = window.verdictSeen = { inCard: top(verdict) };
+    const where = () => { const box = verdict.getBoundingClientRect(); return [box.top, box.bottom]; };
+    setTimeout(() => { seen.after800 = where(); }, 800);
+    setTimeout(() => { seen.after2000 = where(); seen.photoHeight = document.querySelector(
+      "#results .photo-stage").getBoundingClientRect().height; }, 2000);
+  }).observe(document.getElementById("results"), { childList: true, subtree: true });
+}"""
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_the_verdict_sits_high_whatever_the_photos_shape(browser, server, tmp_path, viewport):
+    """Issue #31: a tall photo that loaded after the page scrolled pushed the verdict
+    to the bottom edge. Now the photo's box has its size before the photo loads and,
+    on a laptop, the verdict sits beside it: 0.8 s after it appears, the verdict is in
+    the upper part of the screen (its middle above 80 % of the height), at the very
+    place "Looking…" was, the same for a tall and a wide photo, in every run."""
+    hot_dog = Image.open(require_shared("datasets", "hotdog", "test", "hotdog", "dtu_hotdog_(10).jpg"))
+    places = set()
+    for shape in [(600, 1600), (1600, 600)] * 2:
+        path = tmp_path / f"hotdog-{shape[0]}x{shape[1]}.jpg"
+        ImageOps.fit(hot_dog.convert("RGB"), shape).save(path, quality=90)
+        context = browser.new_context(viewport=viewport, has_touch=viewport is PHONE)
+        try:
+            page = page_of(context)
+            page.goto(server + "/")
+            page.evaluate(WATCH_THE_VERDICT)
+            page.set_input_files("#image-input", str(path))
+            assert first_answer(page).locator(".verdict").inner_text() == "Hotdog!"
+            wait_until(page, "window.verdictSeen && window.verdictSeen.after2000 !== undefined", 10)
+            seen = page.evaluate("window.verdictSeen")
+            for moment in ("after800", "after2000"):
+                top, bottom = seen[moment]
+                assert top >= 0 and (top + bottom) / 2 <= 0.8 * viewport["height"], (shape, moment, seen)
+            assert seen["inCard"] == page.evaluate("window.lookingAt"), seen  # where "Looking…" was
+            places.add((seen["inCard"], seen["photoHeight"]))
+            shot(page, f"verdict-{viewport['width']}-{shape[0]}x{shape[1]}")
+        finally:
+            context.close()
+    assert len(places) == 1, places  # whatever the photo's shape
 
 
 def test_the_page_runs_as_modules(context, server):

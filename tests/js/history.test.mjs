@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  HISTORY_KEY, HISTORY_SIZE, entryDetails, entryVerdict, forgetHistory, historyEntry, parseHistory,
-  readHistory, rememberAnswer, withEntry, writeHistory,
+  HISTORY_KEY, HISTORY_SIZE, entryDetails, entryVerdict, entryVerdicts, everyModelEntry, forgetHistory,
+  historyEntry, parseHistory, readHistory, rememberAnswer, withEntry, writeHistory,
 } from "../../static/js/history.js";
 
 // localStorage's interface over a Map.
@@ -88,4 +88,51 @@ test("each entry's words", () => {
   assert.equal(entryVerdict({ label: "ambience", classes: 5, notSure: false }), "Ambience");
   const details = entryDetails(entry("hotdog", { time: Date.UTC(2026, 11, 4, 12) }), "en-GB");
   assert.match(details, /^Is it a hot dog\?, 0?4\/12\/2026/);
+});
+
+// "Everything at once": one photo, every model's answer, as the page gets them.
+function everyModel(time = 0) {
+  const answer = (label, score, notSure = false) => ({
+    label, not_sure: notSure, top: [{ label, score }], explanation: { overlay: "data:image/png;base64,big" },
+  });
+  return everyModelEntry({
+    time, name: "tray.jpg", title: "Everything at once", thumb: "data:image/jpeg;base64,small",
+    answers: [
+      { model: "hotdog", answer: answer("not_hotdog", 0.97), info: HOTDOG },
+      { model: "pizza", answer: answer("pizza", 0.61, true), info: { title: "Is it a pizza?", classes: 2 } },
+      { model: "phototype", answer: answer("food", 0.99), info: { title: "What does this upload show?", classes: 5 } },
+    ],
+  });
+}
+
+test("every model at once is one entry with every model's verdict", () => {
+  assert.deepEqual(everyModel(1764864000000), {
+    time: 1764864000000, name: "tray.jpg", model: "all", title: "Everything at once",
+    thumb: "data:image/jpeg;base64,small",
+    verdicts: [
+      { model: "hotdog", label: "not_hotdog", notSure: false, score: 0.97, classes: 2, title: "Is it a hot dog?" },
+      { model: "pizza", label: "pizza", notSure: true, score: 0.61, classes: 2, title: "Is it a pizza?" },
+      { model: "phototype", label: "food", notSure: false, score: 0.99, classes: 5,
+        title: "What does this upload show?" },
+    ],
+  });
+  assert.deepEqual(entryVerdicts(everyModel()), [
+    { title: "Is it a hot dog?", verdict: "Not hotdog!" },
+    { title: "Is it a pizza?", verdict: "Not sure (pizza)" },
+    { title: "What does this upload show?", verdict: "Food" },
+  ]);
+  assert.match(entryDetails(everyModel(Date.UTC(2026, 11, 4, 12)), "en-GB"), /^Everything at once, 0?4\/12\/2026/);
+  // One model's entry: its one verdict.
+  assert.deepEqual(entryVerdicts(entry("hotdog")), [{ title: "Is it a hot dog?", verdict: "Hotdog!" }]);
+});
+
+test("every model's entry is stored and read back beside single ones; damaged ones are dropped", () => {
+  const storage = memoryStorage();
+  rememberAnswer(storage, entry("hotdog", { time: 1 }));
+  rememberAnswer(storage, everyModel(2));
+  assert.deepEqual(readHistory(storage).map((e) => e.model), ["all", "hotdog"]);
+  assert.equal(readHistory(storage)[0].verdicts.length, 3);
+  const damaged = [{ model: "all", verdicts: [] }, { model: "all", verdicts: [null] },
+                   { model: "all", verdicts: [{ no: "label" }] }, { model: "all", verdicts: "hotdog" }];
+  assert.deepEqual(parseHistory(JSON.stringify([...damaged, everyModel()])).map((e) => e.model), ["all"]);
 });
