@@ -30,6 +30,12 @@ def exists(directory: Path) -> bool:
     return (Path(directory) / CARD_FILE).is_file()
 
 
+def is_made_here(card: dict) -> bool:
+    """Whether the card is a model made on the server (`classifier.made_models`), which
+    the server may add and remove while it runs, rather than a shipped one."""
+    return "made" in card
+
+
 def load(directory: str | Path) -> dict:
     """Read a model directory's card; raises ValueError if it lacks what serving needs."""
     path = Path(directory) / CARD_FILE

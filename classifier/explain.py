@@ -25,9 +25,16 @@ LAYER_SIZE = 112
 MAX_ALPHA = 170
 
 
-@cache
 def head_weights(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The dense layer of a model directory: kernel (features x classes), bias."""
+    """The dense layer of a model directory: kernel (features x classes), bias. Read
+    once for as long as the file stays: a model made on the server may be removed and
+    made again under the same name, with a new head in the same place."""
+    stat = path.stat()
+    return _head_weights(path, stat.st_size, stat.st_mtime_ns)
+
+
+@cache
+def _head_weights(path: Path, size: int, mtime_ns: int) -> tuple[np.ndarray, np.ndarray]:
     with np.load(path) as head:
         return head["kernel"].astype(np.float32), head["bias"].astype(np.float32)
 

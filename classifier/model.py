@@ -116,8 +116,11 @@ class Model:
         path = directory / runtime.file
         network = Network(path, pool_size=pool_size, num_threads=num_threads, runners=[runner])
         extras = extra_networks(directory, card, loaded, pool_size=pool_size, num_threads=num_threads)
-        if extras:
+        # A network whose own scores are not the card's classes is another model's
+        # (a model made on the server: `classifier.made_models`): its head answers.
+        if extras or network.num_classes != len(card["classes"]):
             options["head"] = head_weights(directory / card["files"]["head"])
+        if extras:
             runtime = runtime.reading_extras(extra_files(extras, directory))
         model = cls(path, card["classes"], name=card["name"], version=card["version"], card=card,
                     runtime=runtime, network=network, extras=extras, **options)

@@ -18,7 +18,20 @@ from classifier.process_memory import return_large_blocks_when_freed
 from classifier.registry import ModelRegistry
 from classifier.settings import PROJECT_ROOT
 from classifier.variants import VariantMemory
-from webapp import admin, api, cli, errors, feedback, metrics, openapi, pages, present, security
+from webapp import (
+    admin,
+    api,
+    cli,
+    errors,
+    feedback,
+    made,
+    make_page,
+    metrics,
+    openapi,
+    pages,
+    present,
+    security,
+)
 from webapp.classify import EXTENSION
 from webapp.config import Config
 from webapp.db import db, enable_migrations, protect_sqlite_file
@@ -70,11 +83,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     Bootstrap5(app)
     present.register(app)
     for blueprint in (pages.bp, api.bp, api.health, openapi.bp, openapi.swagger_ui, feedback.api,
-                      feedback.page, admin.bp, cli.bp):
+                      feedback.page, admin.bp, cli.bp, make_page.bp):
         app.register_blueprint(blueprint)
     # API clients send no CSRF token (they hold no session to forge); the anonymous
-    # upload form changes nothing on the server. Feedback and admin forms need one.
-    for exempt in (api.bp, feedback.api, pages.classify_form):
+    # upload form and a visitor's training change nothing on the server. Feedback,
+    # admin forms and keeping a model need one.
+    made.register(app)
+    for exempt in (api.bp, made.bp, feedback.api, pages.classify_form, make_page.train,
+                   make_page.try_it):
         csrf.exempt(exempt)
     metrics.register(app, map(registry.get, registry.names()))
     errors.register(app)

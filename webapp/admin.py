@@ -120,10 +120,11 @@ def _backoff_keys() -> tuple[str, str]:
     return f"admin-login/wait/{address}", f"admin-login/failures/{address}"
 
 
-def _claim_attempt() -> int:
+def claim_attempt() -> int:
     """0 when this address may try a password now (and no other attempt from it may
     until this one is judged), else the seconds it must still wait. The claim is one
-    atomic increment, so parallel guesses from one address get one try between them."""
+    atomic increment, so parallel guesses from one address get one try between them.
+    The login form and the API's HTTP Basic auth (`webapp.made`) share the count."""
     wait_key, failures_key = _backoff_keys()
     config = current_app.config
     failures = limiter.storage.get(failures_key)
@@ -134,7 +135,7 @@ def _claim_attempt() -> int:
     return max(1, math.ceil(limiter.storage.get_expiry(wait_key) - time.time()))
 
 
-def _attempt_judged(right: bool) -> None:
+def attempt_judged(right: bool) -> None:
     wait_key, failures_key = _backoff_keys()
     if right:
         limiter.storage.clear(wait_key)
@@ -160,7 +161,7 @@ def login():
     enabled = bool(current_app.config["ADMIN_PASSWORD"])
     if request.method == "POST":
         try:
-            wait = _claim_attempt()
+            wait = claim_attempt()
         except limiter.storage.base_exceptions:  # Redis is down: no back-off, so no guessing
             current_app.logger.exception("the login back-off's storage is unavailable")
             flash("Logging in is not possible right now; please try again in a minute.")
@@ -169,7 +170,7 @@ def login():
             flash(f"Too many wrong passwords from your address: try again in {wait} seconds.")
             return render_template("admin/login.html", enabled=enabled), 429, {"Retry-After": str(wait)}
         right = password_matches(request.form.get("password", ""))
-        _attempt_judged(right)
+        attempt_judged(right)
         if right:
             start_session()
             target = request.args.get("next", "")

@@ -55,6 +55,17 @@ class Config:
     # Bootstrap's CSS and JS come from this server, never a CDN.
     BOOTSTRAP_SERVE_LOCAL = True
 
+    # -- models made on the server (webapp.made) --------------------------------
+    #: The model whose network the made models are heads on (its feature map, pooled).
+    MADE_MODELS_BASE = os.environ.get("NOTHOTDOG_MADE_MODELS_BASE", "imagenet")
+    #: Decoding work the photos of one model to make may spend (classifier.decode_cost):
+    #: 200 phone JPEGs of 12 MP (240), or 30 PNGs of 10 MP.
+    MADE_MODEL_DECODE_WORK = _int("NOTHOTDOG_MADE_MODEL_DECODE_WORK", 300)
+    #: Models a visitor may train on the Make a model page (Flask-Limiter syntax).
+    MADE_MODEL_RATE_LIMIT = os.environ.get("NOTHOTDOG_MADE_MODEL_LIMIT", "10 per minute;100 per day")
+    #: How long a visitor's model (a signed token their browser keeps) can be tried and kept.
+    MADE_HEAD_TOKEN_HOURS = _int("NOTHOTDOG_MADE_HEAD_TOKEN_HOURS", 24)
+
     # -- feedback, its database and the admin pages -----------------------------
     #: Any SQLAlchemy URL (postgresql+psycopg://...); None: a SQLite file in the
     #: instance folder (set in create_app, which knows where that is).

@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 class RequestError(Exception):
     """A request we understood but cannot serve, with a stable `code` for clients."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
 
 
 # Messages for the HTTP errors Werkzeug raises itself, in words a person understands.
@@ -62,7 +63,8 @@ def describe_limit(size_bytes: int) -> str:
 def register(app: Flask) -> None:
     @app.errorhandler(RequestError)
     def request_error(exc: RequestError):
-        return error_response(exc.status, exc.code, exc.message)
+        body, status = error_response(exc.status, exc.code, exc.message)
+        return body, status, exc.headers
 
     @app.errorhandler(ImageError)
     def image_error(exc: ImageError):

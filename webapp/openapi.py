@@ -9,7 +9,7 @@ from apispec import APISpec
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, current_app, jsonify
 
-from webapp import api, feedback
+from webapp import api, feedback, made
 
 bp = Blueprint("openapi", __name__)
 # Swagger UI's own files, from the flask-swagger-ui wheel: served by us, never a CDN. Its
@@ -125,6 +125,33 @@ SCHEMAS = {
                            "required": ["name", "title", "classes", "runtime"],
                            "properties": {"runtime": {"$ref": "#/components/schemas/Runtime"}}}}},
     },
+    "MadeModel": {
+        "type": "object", "required": ["model", "estimate"],
+        "properties": {
+            "model": {"type": "object", "description": "the new model's summary", "properties": {
+                "name": {"type": "string"}, "title": {"type": "string"}, "version": {"type": "string"},
+                "description": {"type": "string"},
+                "classes": {"type": "array", "items": {"type": "string"}},
+                "photos": {"type": "object", "additionalProperties": {"type": "integer"},
+                           "description": "photos used, by class"},
+                "accuracy": {"type": "number", "description": "estimated by cross-validation"},
+                "made": {"type": "object", "description": "by whom (the Basic auth user name), "
+                                                          "when, from how many photos"}}},
+            "estimate": {"type": "object", "description": "cross-validation on the photos given: "
+                                                          "each held out once, answered as served",
+                         "properties": {
+                "accuracy": {"type": "number"}, "photos": {"type": "integer"}, "note": {"type": "string"},
+                "confusion_matrix": {"type": "object", "properties": {
+                    "labels": {"type": "array", "items": {"type": "string"}},
+                    "matrix": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}},
+                               "description": "rows: the class given, columns: the class answered"}}},
+                "wrong": {"type": "array", "description": "the photos it answered wrongly", "items": {
+                    "type": "object", "properties": {
+                        "photo": {"type": "string", "description": "its path in the archive"},
+                        "class": {"type": "string"}, "predicted": {"type": "string"},
+                        "score": {"type": "number"}}}}}},
+        },
+    },
 }
 
 
@@ -133,10 +160,14 @@ def build_spec(app: Flask) -> dict:
                    plugins=[FlaskPlugin()],
                    info={"description": "Is it a hot dog, a pizza, a menu? Upload a photo, get "
                                         "each class's score, see why, and tell us when we are wrong."})
+    spec.components.security_scheme("adminPassword", {
+        "type": "http", "scheme": "basic",
+        "description": "the admin password (NOTHOTDOG_ADMIN_PASSWORD), with any user name"})
     for name, schema in SCHEMAS.items():
         spec.components.schema(name, schema)
     with app.test_request_context():
-        for view in (api.classify, feedback.feedback_api, api.models, api.healthz, api.readyz):
+        for view in (api.classify, feedback.feedback_api, api.models, made.make_model,
+                     made.remove_model, api.healthz, api.readyz):
             spec.path(view=view, app=app)
     return spec.to_dict()
 

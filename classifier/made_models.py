@@ -1,0 +1,233 @@
+"""Models made on the server ("your own model in a minute"): training a head for
+photos by class, installing it as a served model (through the API at once, or kept
+from the Make a model page later), and removing one.
+
+A made model is a model directory like any other, served by `classifier.registry`:
+a dense head (`head.npz`, fitted by `classifier.head_training`) on the base model's
+network, a card valid against the schema (classes, photo counts, the estimated
+accuracy, and under `made` when and by whom), labels and the network file, hard-linked
+to the base's (no disk space, and byte-identical, so the registry runs the base's
+loaded network for it). A model is built in a hidden folder inside the models folder
+and renamed into place in one step: every worker sees all of it or nothing, a taken
+name fails the rename, and nothing half-made is ever served. Removing renames it out
+of sight before deleting it. Shipped models (cards without `made`) cannot be removed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from classifier import card as model_card
+from classifier.decode_cost import DecodeBudget
+from classifier.head_training import (
+    L2_PENALTY,
+    STEPS,
+    Estimate,
+    Head,
+    cross_validate,
+    fit,
+    pooled_features,
+)
+from classifier.image_errors import ImageError
+from classifier.intake import load_pixels
+from classifier.model import Model
+from classifier.photo_archive import Photo
+from classifier.process_memory import release_free_memory
+from classifier.registry import EVERY_MODEL
+from classifier.settings import machine_description
+
+#: A model's name, as the card schema allows it, short enough for a URL and a button.
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+MAX_TITLE = 60
+#: Hidden folders (the registry skips them) for a model being built or removed.
+BUILDING, REMOVING = ".making-", ".removing-"
+
+
+class NameTaken(ValueError):
+    """A model of that name is already served."""
+
+
+class NotMadeHere(ValueError):
+    """A shipped model: it can be retrained, not removed through the API."""
+
+
+def check_name(name: str, title: str) -> None:
+    """Raises ValueError with the reason when `name` or `title` cannot be used."""
+    if not NAME.fullmatch(name) or name == EVERY_MODEL:
+        raise ValueError(f"A model's name is 1 to 40 lower-case letters, digits, '-' or '_', "
+                         f"starting with a letter or digit (and not {EVERY_MODEL!r}).")
+    check_title(title)
+
+
+def check_title(title: str) -> None:
+    if not 0 < len(title.strip()) <= MAX_TITLE:
+        raise ValueError(f"A model's title is 1 to {MAX_TITLE} characters.")
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A head fitted for photos by class, with what its card says about them: the
+    photos per class, the cross-validation estimate, the photos' names (for the ones
+    it got wrong) and how long it took. Enough to install it as a model later."""
+
+    per_class: dict[str, int]
+    head: Head
+    estimate: Estimate
+    names: list[str]
+    duration_s: float
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.per_class)
+
+
+def train(base: Model, photos: dict[str, list[Photo]], budget: DecodeBudget) -> Trained:
+    """Fit a head on `base`'s network for `photos` (by class). Raises `ImageError` for a
+    photo that cannot be read (its message starts with the photo's name)."""
+    started = time.perf_counter()
+    classes = list(photos)
+    items = [(index, photo) for index, label in enumerate(classes) for photo in photos[label]]
+    pixels = [_pixels(photo, base, budget) for _, photo in items]
+    features = pooled_features(base.network, pixels)
+    labels = np.array([index for index, _ in items])
+    estimate = cross_validate(features, labels, classes)
+    head = fit(features, labels, len(classes))
+    # The photos' pixels and feature maps are garbage now: their pages go back to the
+    # system, so a worker that made a model keeps only its head.
+    del pixels, features
+    release_free_memory()
+    return Trained({label: len(members) for label, members in photos.items()}, head, estimate,
+                   [photo.name for _, photo in items], time.perf_counter() - started)
+
+
+def make(models_dir: Path, base: Model, *, name: str, title: str, description: str,
+         photos: dict[str, list[Photo]], made_by: str, budget: DecodeBudget) -> dict:
+    """`train` a head for `photos` and `install` it; returns the card. Raises NameTaken,
+    or `ImageError` for a photo that cannot be read."""
+    check_name(name, title)
+    if (models_dir / name).exists():
+        raise NameTaken(name)
+    return install(models_dir, base, train(base, photos, budget), name=name, title=title,
+                   description=description, made_by=made_by, via="POST /api/v1/models")
+
+
+def install(models_dir: Path, base: Model, trained: Trained, *, name: str, title: str,
+            description: str, made_by: str, via: str) -> dict:
+    """Put a trained head in place as the model `name` under `models_dir`, built aside
+    and renamed in; returns its card. Raises NameTaken."""
+    check_name(name, title)
+    card = _card(base, trained, name=name, title=title, description=description,
+                 made_by=made_by, via=via)
+    draft = models_dir / f"{BUILDING}{name}-{secrets.token_hex(4)}"
+    try:
+        draft.mkdir()
+        np.savez(draft / "head.npz", kernel=trained.head.kernel, bias=trained.head.bias)
+        (draft / "labels.txt").write_text("\n".join(trained.classes) + "\n", encoding="utf-8")
+        _link_or_copy(base.network.path, draft / card["files"]["variants"][base.runtime.variant])
+        (draft / model_card.CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+        (draft / model_card.MARKDOWN_FILE).write_text(model_card.to_markdown(card), encoding="utf-8")
+        # Made on a server, not for the repository: git ignores the whole folder.
+        (draft / ".gitignore").write_text("*\n", encoding="utf-8")
+        try:
+            draft.rename(models_dir / name)  # fails if the name was taken meanwhile
+        except OSError:
+            raise NameTaken(name) from None
+    finally:
+        shutil.rmtree(draft, ignore_errors=True)
+    return card
+
+
+def remove(models_dir: Path, name: str) -> None:
+    """Remove a made model's directory. Raises KeyError for no such model, NotMadeHere
+    for a shipped one."""
+    directory = models_dir / name
+    if not NAME.fullmatch(name) or not model_card.exists(directory):
+        raise KeyError(name)
+    if not model_card.is_made_here(model_card.load(directory)):
+        raise NotMadeHere(name)
+    hidden = models_dir / f"{REMOVING}{name}-{secrets.token_hex(4)}"
+    try:
+        directory.rename(hidden)  # gone for every worker at once
+    except FileNotFoundError:  # removed by another request meanwhile
+        raise KeyError(name) from None
+    shutil.rmtree(hidden)
+
+
+def _pixels(photo: Photo, base: Model, budget: DecodeBudget) -> np.ndarray:
+    try:
+        return load_pixels(photo.data, base.input_size, max_pixels=base.max_pixels, budget=budget)
+    except ImageError as exc:
+        exc.message = f"{photo.name}: {exc.message}"
+        raise
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link shares the base's file (no space, the same bytes even if the base is
+    later retrained); a copy where links cannot be made (another file system)."""
+    try:
+        os.link(source.resolve(), target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _card(base: Model, trained: Trained, *, name: str, title: str, description: str,
+          made_by: str, via: str) -> dict:
+    """The model card: the schema's fields, from the base's card where they are its."""
+    classes, per_class, estimate = trained.classes, trained.per_class, trained.estimate
+    total = sum(per_class.values())
+    variant, base_card = base.runtime.variant, base.card
+    network_file = base.network.path.name
+    latency = next((v["latency_ms_p50"] for v in base_card.get("variants", []) if v["name"] == variant),
+                   None) or base.runtime.timings_ms.get(variant) or 1.0
+    made_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    evaluated_on = (f"the {total} photos it was made from, each held out once "
+                    f"({estimate.folds}-fold cross-validation, stratified)")
+    return {
+        "schema_version": 1, "name": name, "title": title.strip(),
+        "version": model_card.new_version(),
+        "description": description.strip() or
+        f"Made on this server from {total} photos: tells {', '.join(classes)} apart.",
+        "classes": classes,
+        "files": {"labels": "labels.txt", "head": "head.npz", "variants": {variant: network_file}},
+        "input": base_card["input"],
+        "architecture": {
+            "summary": f"{base.name}'s network ({base_card['architecture']['summary']}), its feature "
+                       f"map pooled by the mean, then a dense softmax over {len(classes)} classes "
+                       "fitted on the server in NumPy",
+            **{key: base_card["architecture"][key] for key in ("feature_map", "feature_extractor")
+               if key in base_card["architecture"]}},
+        "base_weights": {**base_card["base_weights"], "base": base.name},
+        "training": {
+            "data": {"train": {"total": total, "per_class": per_class, "per_source": {"upload": total}}},
+            "settings": {"base_model": f"{base.name} {base.version} ({variant})",
+                         "method": "multinomial logistic regression on the pooled features "
+                                   "(classifier.head_training)",
+                         "l2_penalty": L2_PENALTY, "gradient_steps": STEPS,
+                         "mirrored_copies": True, "cross_validation_folds": estimate.folds},
+            "epochs_run": {}, "duration_s": round(trained.duration_s, 2), "machine": machine_description()},
+        "metrics": {"cross_validation": {
+            "dataset": evaluated_on, "n": total, "accuracy": estimate.accuracy,
+            "note": "an estimate from few photos: expect other photos to score somewhat lower",
+            "confusion_matrix": {"labels": classes, "matrix": estimate.confusion},
+            "wrong": [{"photo": trained.names[index], "class": given, "predicted": predicted, "score": score}
+                      for index, given, predicted, score in estimate.wrong]}},
+        "metrics_variant": variant,
+        "variants": [{"name": variant, "file": network_file, "size_bytes": base.network.path.stat().st_size,
+                      "accuracy": estimate.accuracy, "evaluated_on": evaluated_on,
+                      "latency_ms_p50": latency}],
+        "reproduce": f"curl -u admin:PASSWORD -F name={name} -F title=... -F archive=@photos.zip "
+                     "SERVER/api/v1/models (one folder of photos per class); for more accuracy, "
+                     "python -m training.train PHOTOS/ --out models/NAME --base efficientnet_lite0",
+        "made": {"by": made_by, "at": made_at.isoformat().replace("+00:00", "Z"),
+                 "photos": total, "via": via},
+    }

@@ -1,0 +1,117 @@
+"""The photos of a model to make, from an uploaded .zip: one folder per class, the
+layout `training.train` reads (optionally all inside one top folder).
+
+The zip is untrusted and held in memory: its directory is checked against the caps
+before any member is read (the number of photos and classes, each member's declared
+size, their total), and each member is then read to at most its declared size plus
+one byte, so a lying header cannot make it larger. Anything wrong is an
+`ArchiveError` whose message says what to fix.
+"""
+
+from __future__ import annotations
+
+import io
+import lzma
+import posixpath
+import zipfile
+import zlib
+from dataclasses import dataclass
+
+from classifier.intake import IMAGE_SUFFIXES
+
+#: Fewest photos of a class: under it, neither the head nor its estimate mean much.
+MIN_PER_CLASS = 5
+#: Most classes and photos of one model made here: 200 photos (and their mirrors) take
+#: about 5 s on one core of a 2-core AMD EPYC, up to 15 s as 12 MP phone photos, well
+#: within gunicorn's 30 s timeout for a request.
+MAX_CLASSES = 20
+MAX_PHOTOS = 200
+#: Longest class name (a folder's name), as the page shows it on one line.
+MAX_CLASS_NAME = 60
+#: Names a zip tool adds that are not photos: macOS's resource forks, hidden files.
+_IGNORED_PARTS = ("__MACOSX",)
+
+
+class ArchiveError(ValueError):
+    """An archive that cannot be a model's photos; the message says why."""
+
+
+@dataclass(frozen=True)
+class Photo:
+    name: str  # its path in the archive, for messages and the "wrong" list
+    data: bytes
+
+
+def class_photos(data: bytes, *, max_file_bytes: int) -> dict[str, list[Photo]]:
+    """The archive's photos by class (folder name), classes sorted by name, photos
+    by path. Files that are not photos by their suffix are skipped."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ArchiveError(f"This is not a readable .zip archive ({exc}).") from None
+    photos = [info for info in infos if _is_photo(info)]
+    by_class = _by_class(photos)
+    check_counts(by_class)
+    for info in photos:
+        if info.file_size > max_file_bytes:
+            raise ArchiveError(f"{info.filename} is {info.file_size:,} bytes, over the limit of "
+                               f"{max_file_bytes:,} for one photo.")
+    return {label: [Photo(info.filename, _read(archive, info)) for info in members]
+            for label, members in sorted(by_class.items())}
+
+
+def _is_photo(info: zipfile.ZipInfo) -> bool:
+    parts = info.filename.split("/")
+    return (not info.is_dir() and posixpath.splitext(info.filename)[1].lower() in IMAGE_SUFFIXES
+            and not any(part.startswith(".") or part in _IGNORED_PARTS for part in parts))
+
+
+def _by_class(photos: list[zipfile.ZipInfo]) -> dict[str, list[zipfile.ZipInfo]]:
+    """Photos by the folder just above them; all in one top folder is allowed too."""
+    paths = [info.filename.strip("/").split("/") for info in photos]
+    if paths and all(len(p) == 3 for p in paths) and len({p[0] for p in paths}) == 1:
+        paths = [p[1:] for p in paths]  # my_photos/CLASS/photo.jpg
+    by_class: dict[str, list[zipfile.ZipInfo]] = {}
+    for info, parts in zip(photos, paths, strict=True):
+        if len(parts) != 2:
+            raise ArchiveError(f"{info.filename} is not in a class folder: the archive must hold "
+                               "one folder of photos per class (CLASS/photo.jpg), nothing deeper.")
+        if not parts[0].isprintable() or len(parts[0]) > MAX_CLASS_NAME:
+            raise ArchiveError(f"The folder name {parts[0][:MAX_CLASS_NAME]!r} cannot be a class name: "
+                               f"at most {MAX_CLASS_NAME} printable characters.")
+        by_class.setdefault(parts[0], []).append(info)
+    return {label: sorted(members, key=lambda i: i.filename) for label, members in by_class.items()}
+
+
+def check_counts(by_class: dict[str, list]) -> None:
+    """Refuses photos by class that are too few or too many for a model."""
+    if len(by_class) < 2:
+        raise ArchiveError(f"A model needs at least two classes: one folder of photos each "
+                           f"(found {len(by_class)}).")
+    if len(by_class) > MAX_CLASSES:
+        raise ArchiveError(f"{len(by_class)} classes: at most {MAX_CLASSES} are taken.")
+    total = sum(map(len, by_class.values()))
+    if total > MAX_PHOTOS:
+        raise ArchiveError(f"{total} photos: at most {MAX_PHOTOS} are taken.")
+    few = {label: len(members) for label, members in by_class.items() if len(members) < MIN_PER_CLASS}
+    if few:
+        listed = ", ".join(f"{label} has {count}" for label, count in sorted(few.items()))
+        raise ArchiveError(f"Each class needs at least {MIN_PER_CLASS} photos: {listed}.")
+
+
+def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    if info.flag_bits & 0x1:
+        raise ArchiveError(f"{info.filename} is encrypted: send an archive without a password.")
+    try:
+        with archive.open(info) as member:
+            data = member.read(info.file_size + 1)
+    except NotImplementedError:
+        method = zipfile.compressor_names.get(info.compress_type, f"method {info.compress_type}")
+        raise ArchiveError(f"{info.filename} is compressed with {method}, which cannot be read "
+                           "here: use ordinary (deflate) compression.") from None
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
+        raise ArchiveError(f"{info.filename} is damaged ({exc}).") from None
+    if len(data) > info.file_size:
+        raise ArchiveError(f"{info.filename} is larger than the archive says: it is damaged.")
+    return data

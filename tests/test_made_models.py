@@ -1,0 +1,286 @@
+"""Models made through the API (issue #30): POST /api/v1/models makes one from a zip of
+photos by class, served at once by every worker and after a restart; DELETE removes
+it; bad archives, names and passwords get a 4xx and leave nothing behind."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from classifier import card as model_card
+from classifier import photo_archive
+from classifier.batch import cli as batch_cli
+from classifier.head_training import cross_validate, fit
+from classifier.model import Model
+from tests import images
+from tests.conftest import SHIPPED_MODELS
+from webapp import create_app
+from webapp.db import db, upgrade_database
+
+PASSWORD = "correct horse battery staple"
+#: The shipped models a made model needs: the default (hotdog) and its base (imagenet).
+NEEDED = ("hotdog", "imagenet")
+
+
+def tinted(colour: tuple[int, int, int], seed: int) -> bytes:
+    """A photo-like JPEG leaning towards one colour: two colours are two easy classes."""
+    pixels = images.photo_array(160, 120, seed) // 2 + np.array(colour, np.uint8) // 2
+    return images.encode(Image.fromarray(pixels.astype(np.uint8)), "JPEG", quality=85)
+
+
+def archive(classes: dict[str, int], *, top: str = "", extra: dict[str, bytes] | None = None) -> bytes:
+    """A zip of `count` photos for each class folder (inside `top` if given)."""
+    colours = [(250, 30, 30), (30, 30, 250), (30, 250, 30), (250, 250, 30)]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        for index, (label, count) in enumerate(classes.items()):
+            for i in range(count):
+                zipped.writestr(f"{top}{label}/{i}.jpg", tinted(colours[index % 4], 100 * index + i))
+        for name, data in (extra or {}).items():
+            zipped.writestr(name, data)
+    return buffer.getvalue()
+
+
+def models_folder(folder: Path) -> Path:
+    folder.mkdir()
+    for name in NEEDED:
+        (folder / name).symlink_to(SHIPPED_MODELS / name, target_is_directory=True)
+    return folder
+
+
+def made_app(models: Path, database: Path):
+    app = create_app({"TESTING": True, "MODELS_DIR": models, "ADMIN_PASSWORD": PASSWORD,
+                      "SECRET_KEY": "test secret", "REMEMBER_VARIANTS": False,
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}"})
+    upgrade_database(app)
+    return app
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("made")
+    return models_folder(root / "models"), root / "db.sqlite"
+
+
+@pytest.fixture(scope="module")
+def app(folders):
+    app = made_app(*folders)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+def make(client, name="fruit", photos=None, password=PASSWORD, **fields):
+    data = {"name": name, "title": "Red or blue?", **fields}
+    if photos is not False:
+        data["archive"] = (io.BytesIO(photos or archive({"red": 6, "blue": 6})), "photos.zip")
+    headers = {"Authorization": _basic(password)} if password else {}
+    return client.post("/api/v1/models", data=data, headers=headers)
+
+
+def remove(client, name, password=PASSWORD):
+    return client.delete(f"/api/v1/models/{name}", headers={"Authorization": _basic(password)})
+
+
+def _basic(password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"tester:{password}".encode()).decode()
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name not in NEEDED)
+
+
+def classify(client, model: str, data: bytes):
+    return client.post(f"/api/v1/classify?model={model}",
+                       data={"image": (io.BytesIO(data), "x.jpg")})
+
+
+# -- the whole way: made, served everywhere, removed --------------------------------
+
+def test_a_made_model_is_served_at_once_and_everywhere(client, folders):
+    models, _ = folders
+    response = make(client, description="Two tints.")
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert body["model"]["name"] == "fruit" and body["model"]["classes"] == ["blue", "red"]
+    assert body["model"]["photos"] == {"blue": 6, "red": 6}
+    assert body["model"]["made"]["by"] == "tester"
+    assert body["estimate"]["accuracy"] == pytest.approx(1.0)
+    assert np.sum(body["estimate"]["confusion_matrix"]["matrix"]) == 12
+    assert response.headers["Location"].endswith("/models/fruit")
+
+    card = model_card.load(models / "fruit")
+    model_card.validate(card)  # the full schema, as for every shipped model
+    assert card["made"]["photos"] == 12 and card["description"] == "Two tints."
+    assert (models / "fruit" / ".gitignore").read_text() == "*\n"
+    assert leftovers(models) == ["fruit"]  # nothing half-made beside it
+
+    answer = classify(client, "fruit", tinted((250, 30, 30), 999))
+    assert answer.status_code == 200 and answer.get_json()["results"][0]["label"] == "red"
+    every = client.post("/api/v1/classify?model=all&explain=true",
+                        data={"image": (io.BytesIO(images.jpeg()), "x.jpg")})
+    assert "explanation" in every.get_json()["results"][0]["models"]["fruit"]
+    listed = {m["name"]: m for m in client.get("/api/v1/models").get_json()["models"]}
+    assert listed["fruit"]["runtime"]["features_of"] == "imagenet"  # no network of its own
+    assert client.get("/models/fruit").status_code == 200
+
+    token = answer.get_json()["results"][0]["feedback_token"]
+    feedback = client.post("/api/v1/feedback", json={"token": token, "correct": False})
+    assert feedback.status_code == 201  # two classes: "wrong" is the other one
+
+    assert make(client).status_code == 409  # the name is taken now
+    assert remove(client, "fruit").status_code == 204
+    assert classify(client, "fruit", images.jpeg()).get_json()["error"]["code"] == "unknown_model"
+    assert leftovers(models) == []
+
+
+def test_other_workers_and_restarts_see_made_and_removed_models(app, folders, tmp_path):
+    models, _ = folders
+    other = made_app(models, tmp_path / "other.sqlite").test_client()  # another worker
+    assert make(app.test_client(), name="tints").status_code == 201
+    restarted = made_app(models, tmp_path / "restarted.sqlite")
+    assert "tints" in restarted.extensions["classifier"].names()
+    assert restarted.extensions["classifier"].get("tints").runtime.features_of == "imagenet"
+    time.sleep(1.1)  # a worker looks at the folder at most once a second
+    assert classify(other, "tints", images.jpeg()).status_code == 200
+    assert remove(app.test_client(), "tints").status_code == 204
+    time.sleep(1.1)
+    assert classify(other, "tints", images.jpeg()).status_code == 400
+    assert leftovers(models) == []
+
+
+def test_a_made_model_loads_on_its_own_too(client, folders, tmp_path):
+    """The batch command loads one model directory, without the registry's sharing."""
+    models, _ = folders
+    assert make(client, name="alone").status_code == 201
+    try:
+        model = Model.from_directory(models / "alone")
+        assert model.predict_bytes(tinted((30, 30, 250), 7)).label == "blue"
+        network = models / "alone" / model.runtime.file
+        assert network.stat().st_size == (SHIPPED_MODELS / "imagenet" / network.name).stat().st_size
+        (tmp_path / "in").mkdir()
+        (tmp_path / "in" / "red.jpg").write_bytes(tinted((250, 30, 30), 8))
+        assert batch_cli.main([str(tmp_path / "in"), "--model", "alone", "--models-dir", str(models),
+                               "--workers", "1", "--out", str(tmp_path / "out.csv")]) == 0
+        (row,) = csv.DictReader((tmp_path / "out.csv").open(newline=""))
+        assert row["label"] == "red" and row["model"] == "alone"
+    finally:
+        assert remove(client, "alone").status_code == 204
+
+
+def test_a_model_made_again_under_a_removed_name_is_the_new_one(client):
+    assert make(client, name="again").status_code == 201
+    assert remove(client, "again").status_code == 204
+    # The same folder and file names, other classes: nothing of the first may be served.
+    assert make(client, name="again", photos=archive({"cat": 5, "dog": 5, "eel": 5})).status_code == 201
+    try:
+        assert set(classify(client, "again", images.jpeg()).get_json()["results"][0]["scores"]) == {
+            "cat", "dog", "eel"}
+    finally:
+        remove(client, "again")
+
+
+# -- refused, and nothing left behind ---------------------------------------------------
+
+@pytest.mark.parametrize("fields, status, code", [
+    ({"photos": archive({"red": 5, "blue": 5}, top="mine/")}, 201, None),  # one top folder is fine
+    ({"name": "Fruit"}, 400, "bad_name"),
+    ({"name": "all"}, 400, "bad_name"),
+    ({"name": "../up"}, 400, "bad_name"),
+    ({"name": "fruit\n"}, 400, "bad_name"),
+    ({"title": ""}, 400, "bad_name"),
+    ({"photos": False}, 400, "missing_archive"),
+    ({"name": "hotdog"}, 409, "name_taken"),
+    ({"photos": b"not a zip"}, 422, "bad_archive"),
+    ({"photos": archive({"red": 8})}, 422, "bad_archive"),
+    ({"photos": archive({"red": 4, "blue": 6})}, 422, "bad_archive"),
+    ({"photos": archive({"red": 5, "blue": 5}, extra={"red/deep/x.jpg": images.jpeg()})}, 422, "bad_archive"),
+    ({"photos": archive({"red": 5, "blue": 5}, extra={"loose.jpg": images.jpeg()})}, 422, "bad_archive"),
+    ({"photos": archive({"red": 5, "blue": 5}, extra={"red/cut.jpg": images.truncated(images.jpeg())})},
+     422, "corrupt_image"),
+    ({"photos": archive({"red": 5, "blue": 5}, extra={"red/text.jpg": b"not a photo"})},
+     415, "unsupported_media_type"),
+])
+def test_bad_requests_get_a_clear_4xx_and_leave_nothing(client, folders, fields, status, code):
+    models, _ = folders
+    response = make(client, name=fields.pop("name", "fine"), **fields)
+    assert response.status_code == status, response.get_json()
+    if code:
+        error = response.get_json()["error"]
+        assert error["code"] == code and error["message"]
+        assert leftovers(models) == []
+    else:
+        assert remove(client, "fine").status_code == 204
+
+
+def test_the_archive_ignores_what_zip_tools_add():
+    photos = photo_archive.class_photos(archive({"a": 5, "b": 5}, extra={
+        "__MACOSX/a/._0.jpg": b"x", "a/.DS_Store": b"x", "b/notes.txt": b"x"}), max_file_bytes=10**6)
+    assert {label: len(members) for label, members in photos.items()} == {"a": 5, "b": 5}
+
+
+def test_too_many_classes_or_photos_are_refused(monkeypatch):
+    with pytest.raises(photo_archive.ArchiveError, match="over the limit"):
+        photo_archive.class_photos(archive({"a": 5, "b": 5}), max_file_bytes=100)
+    monkeypatch.setattr(photo_archive, "MAX_CLASSES", 2)
+    with pytest.raises(photo_archive.ArchiveError, match="at most 2"):
+        photo_archive.class_photos(archive({"a": 5, "b": 5, "c": 5}), max_file_bytes=10**6)
+    monkeypatch.setattr(photo_archive, "MAX_PHOTOS", 9)
+    with pytest.raises(photo_archive.ArchiveError, match="at most 9"):
+        photo_archive.class_photos(archive({"a": 5, "b": 5}), max_file_bytes=10**6)
+
+
+def test_the_password_is_needed(client):
+    assert make(client, password=None).status_code == 401
+    assert "Basic" in make(client, password=None).headers["WWW-Authenticate"]
+    wrong = client.post("/api/v1/models", data={"name": "x", "title": "x"},
+                        headers={"Authorization": _basic("guess")},
+                        environ_base={"REMOTE_ADDR": "10.9.8.7"})  # its back-off is its own
+    assert wrong.status_code == 401
+    assert client.delete("/api/v1/models/hotdog").status_code == 401
+    cross_site = client.post("/api/v1/models", headers={"Authorization": _basic(PASSWORD),
+                                                        "Sec-Fetch-Site": "cross-site"})
+    assert cross_site.status_code == 403
+
+
+def test_shipped_models_cannot_be_removed(client, folders):
+    assert remove(client, "hotdog").get_json()["error"]["code"] == "shipped_model"
+    assert remove(client, "hotdog").status_code == 403
+    assert remove(client, "nothing").status_code == 404
+    assert (folders[0] / "hotdog" / "model_card.json").exists()
+
+
+def test_the_api_document_describes_the_routes(client):
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    assert "post" in paths["/api/v1/models"] and "delete" in paths["/api/v1/models/{name}"]
+
+
+# -- the fit ----------------------------------------------------------------------------
+
+def test_fit_and_cross_validation_on_separable_features():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 1, (3, 64))
+    labels = np.repeat(np.arange(3), 8)
+    features = np.abs(centres[labels][:, None, :] + rng.normal(0, 0.3, (24, 2, 64))).astype(np.float32)
+    head = fit(features, labels, 3)
+    assert head.kernel.shape == (64, 3) and head.bias.shape == (3,)
+    assert (head.probabilities(features[:, 0]).argmax(axis=1) == labels).all()
+    estimate = cross_validate(features, labels, ["a", "b", "c"])
+    assert estimate.accuracy == 1.0 and estimate.wrong == [] and estimate.folds == 5
+    assert np.trace(estimate.confusion) == 24
+

@@ -1,0 +1,112 @@
+"""The "Make a model" page's routes (issue #30, item 1): a visitor trains and tries a
+model that lives in a signed token in their browser, nothing on the server; only a
+logged-in admin keeps one as a served model."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from tests import images
+from tests.test_made_models import PASSWORD, archive, leftovers, made_app, models_folder, remove, tinted
+from webapp.db import db
+
+HTTPS = "https://localhost"  # session cookies are Secure
+FROM_SITE = {"Referer": HTTPS + "/"}
+JSON = {"Accept": "application/json"}  # as the page's script asks: errors as JSON
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return models_folder(tmp_path_factory.mktemp("page") / "models")
+
+
+@pytest.fixture(scope="module")
+def app(folder, tmp_path_factory):
+    app = made_app(folder, tmp_path_factory.mktemp("page-db") / "db.sqlite")
+    app.config["MADE_MODEL_RATE_LIMIT"] = "100 per minute"
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture()
+def web(app):
+    return app.test_client()
+
+
+def photos_by_class(counts: dict[str, int]) -> dict:
+    colours = [(250, 30, 30), (30, 30, 250)]
+    data = {"title": "Red or blue?", "class": list(counts)}
+    for index, (_, count) in enumerate(counts.items()):
+        data[f"photos-{index}"] = [(io.BytesIO(tinted(colours[index], 10 * index + i)), f"{i}.jpg")
+                                   for i in range(count)]
+    return data
+
+
+def trained(web, data=None) -> dict:
+    response = web.post("/make/train", headers=JSON, data=data or photos_by_class({"red": 6, "blue": 6}))
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_the_page_is_there(web):
+    page = web.get("/make").get_data(as_text=True)
+    assert 'id="make-form"' in page and "js/make.js" in page
+    assert web.get("/static/js/make.js").status_code == 200
+
+
+def test_a_visitor_trains_and_tries_a_model_and_nothing_stays(web, folder):
+    made = trained(web)
+    assert made["classes"] == ["red", "blue"] and made["photos"] == {"red": 6, "blue": 6}
+    assert made["estimate"]["accuracy"] == 1.0 and made["estimate"]["wrong"] == []
+    assert leftovers(folder) == []  # the model is the token, held by the browser
+    answer = web.post("/make/classify", data={"token": made["token"],
+                                              "image": (io.BytesIO(tinted((30, 30, 250), 77)), "b.jpg")})
+    assert answer.status_code == 200
+    assert answer.get_json()["results"][0]["label"] == "blue"
+
+
+def test_a_zip_works_on_the_page_too(web):
+    assert trained(web, {"title": "Zip", "archive": (io.BytesIO(archive({"a": 5, "b": 5})), "p.zip")})
+
+
+@pytest.mark.parametrize("data, status", [
+    (photos_by_class({"red": 6}), 422),
+    (photos_by_class({"red": 6, "blue": 3}), 422),
+    ({**photos_by_class({"red": 6, "blue": 6}), "class": ["same", "same"]}, 422),
+])
+def test_bad_photos_are_refused(web, data, status):
+    response = web.post("/make/train", headers=JSON, data=data)
+    assert response.status_code == status and response.get_json()["error"]["message"]
+
+
+def test_a_forged_token_is_refused(web):
+    made = trained(web)
+    forged = made["token"][:-4] + ("AAAA" if not made["token"].endswith("AAAA") else "BBBB")
+    answer = web.post("/make/classify", headers=JSON,
+                      data={"token": forged, "image": (io.BytesIO(images.jpeg()), "a.jpg")})
+    assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "bad_token"
+
+
+def test_only_the_admin_keeps_a_model(web, folder):
+    made = trained(web)
+    assert web.post("/make/keep", data={"token": made["token"], "name": "kept"}).status_code in (400, 401)
+    page = web.get("/admin/login", base_url=HTTPS).get_data(as_text=True)
+    login = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert web.post("/admin/login", base_url=HTTPS, headers=FROM_SITE,
+                    data={"csrf_token": login, "password": PASSWORD}).status_code == 302
+    page = web.get("/make", base_url=HTTPS).get_data(as_text=True)
+    csrf = re.search(r'data-csrf="([^"]+)"', page).group(1)
+    kept = web.post("/make/keep", base_url=HTTPS, headers=FROM_SITE,
+                    data={"token": made["token"], "name": "kept", "csrf_token": csrf})
+    assert kept.status_code == 201, kept.get_json()
+    assert kept.get_json()["model"]["made"]["via"] == "the Make a model page"
+    assert leftovers(folder) == ["kept"]
+    answer = web.post("/api/v1/classify?model=kept",
+                      data={"image": (io.BytesIO(tinted((250, 30, 30), 5)), "r.jpg")})
+    assert answer.get_json()["results"][0]["label"] == "red"
+    assert remove(web, "kept").status_code == 204
