@@ -3,20 +3,20 @@ layout `training.train` reads (optionally all inside one top folder).
 
 The zip is untrusted and held in memory: its directory is checked against the caps
 before any member is read (the number of photos and classes, each member's declared
-size, their total), and each member is then read to at most its declared size plus
-one byte, so a lying header cannot make it larger. Anything wrong is an
-`ArchiveError` whose message says what to fix.
+size, their total), and each member is then read as batch jobs read one
+(`classifier.batch.sources.read_zip_member`: capped, so a lying header cannot make it
+larger), counting the total again. Anything wrong is an `ArchiveError` whose message
+says what to fix.
 """
 
 from __future__ import annotations
 
 import io
-import lzma
 import posixpath
 import zipfile
-import zlib
 from dataclasses import dataclass
 
+from classifier.batch.sources import ItemError, read_zip_member
 from classifier.intake import IMAGE_SUFFIXES
 
 #: Fewest photos of a class: under it, neither the head nor its estimate mean much.
@@ -26,6 +26,10 @@ MIN_PER_CLASS = 5
 #: within gunicorn's 30 s timeout for a request.
 MAX_CLASSES = 20
 MAX_PHOTOS = 200
+#: Most bytes the photos may unpack to, together. Photos barely compress, so a real
+#: archive within the 20 MB upload limit unpacks to little more than that; an archive of
+#: zeros unpacks to a thousand times its size, and all of it would be held at once.
+MAX_TOTAL_BYTES = 100 * 1024 * 1024
 #: Longest class name (a folder's name), as the page shows it on one line.
 MAX_CLASS_NAME = 60
 #: Names a zip tool adds that are not photos: macOS's resource forks, hidden files.
@@ -57,8 +61,22 @@ def class_photos(data: bytes, *, max_file_bytes: int) -> dict[str, list[Photo]]:
         if info.file_size > max_file_bytes:
             raise ArchiveError(f"{info.filename} is {info.file_size:,} bytes, over the limit of "
                                f"{max_file_bytes:,} for one photo.")
-    return {label: [Photo(info.filename, _read(archive, info)) for info in members]
-            for label, members in sorted(by_class.items())}
+    _check_total(sum(info.file_size for info in photos))
+    read: dict[str, list[Photo]] = {}
+    total = 0
+    for label, members in sorted(by_class.items()):
+        for info in members:
+            photo = Photo(info.filename, _read(archive, info, max_file_bytes))
+            total += len(photo.data)
+            _check_total(total)  # declared sizes can lie
+            read.setdefault(label, []).append(photo)
+    return read
+
+
+def _check_total(unpacked: int) -> None:
+    if unpacked > MAX_TOTAL_BYTES:
+        raise ArchiveError(f"The photos unpack to more than {MAX_TOTAL_BYTES // 2**20} MB together: "
+                           "send fewer, or smaller ones.")
 
 
 def _is_photo(info: zipfile.ZipInfo) -> bool:
@@ -100,18 +118,8 @@ def check_counts(by_class: dict[str, list]) -> None:
         raise ArchiveError(f"Each class needs at least {MIN_PER_CLASS} photos: {listed}.")
 
 
-def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    if info.flag_bits & 0x1:
-        raise ArchiveError(f"{info.filename} is encrypted: send an archive without a password.")
+def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
     try:
-        with archive.open(info) as member:
-            data = member.read(info.file_size + 1)
-    except NotImplementedError:
-        method = zipfile.compressor_names.get(info.compress_type, f"method {info.compress_type}")
-        raise ArchiveError(f"{info.filename} is compressed with {method}, which cannot be read "
-                           "here: use ordinary (deflate) compression.") from None
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
-        raise ArchiveError(f"{info.filename} is damaged ({exc}).") from None
-    if len(data) > info.file_size:
-        raise ArchiveError(f"{info.filename} is larger than the archive says: it is damaged.")
-    return data
+        return read_zip_member(archive, info, limit)
+    except ItemError as exc:
+        raise ArchiveError(f"{info.filename}: {exc.message}.") from None

@@ -228,6 +228,21 @@ def test_bad_requests_get_a_clear_4xx_and_leave_nothing(client, folders, fields,
         assert remove(client, "fine").status_code == 204
 
 
+def test_an_archive_that_unpacks_to_too_much_is_refused_before_it_is_read(monkeypatch):
+    """Twelve members of 10 MB of zeros, each honestly declared and within the per-photo
+    limit: a zip of about 120 KB that would be 120 MB in memory."""
+    read = []
+    monkeypatch.setattr(photo_archive, "read_zip_member", lambda *a: read.append(1) or b"")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for i in range(12):
+            zipped.writestr(f"{'ab'[i % 2]}/{i}.jpg", bytes(10 * 2**20))
+    assert len(buffer.getvalue()) < 200_000
+    with pytest.raises(photo_archive.ArchiveError, match="unpack to more than"):
+        photo_archive.class_photos(buffer.getvalue(), max_file_bytes=20 * 2**20)
+    assert read == []
+
+
 def test_the_archive_ignores_what_zip_tools_add():
     photos = photo_archive.class_photos(archive({"a": 5, "b": 5}, extra={
         "__MACOSX/a/._0.jpg": b"x", "a/.DS_Store": b"x", "b/notes.txt": b"x"}), max_file_bytes=10**6)

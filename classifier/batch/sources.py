@@ -265,6 +265,23 @@ def _changed() -> ItemError:
     return ItemError("damaged_member", "no longer in the archive: it changed during the run")
 
 
+def read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """A zip member's bytes, at most `limit` (`_capped`: a lying header cannot make it
+    larger). What cannot be read is an `ItemError`: `encrypted_member`, or
+    `damaged_member` (a bad CRC, broken data, or a compression named that Python cannot
+    read, such as deflate64)."""
+    if info.flag_bits & 0x1:
+        raise ItemError("encrypted_member", "encrypted: it needs a password")
+    try:
+        with archive.open(info) as handle:
+            return _capped(handle, info.file_size, limit)
+    except NotImplementedError:
+        method = zipfile.compressor_names.get(info.compress_type, f"method {info.compress_type}")
+        raise ItemError("damaged_member", f"compressed with {method}, which cannot be read here") from None
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
+        raise ItemError("damaged_member", str(exc)) from None
+
+
 class _ZipMembers:
     """An open zip: any member, in any order, is one seek away."""
 
@@ -279,18 +296,7 @@ class _ZipMembers:
     def read(self, item: Item, limit: int) -> bytes:
         if not 0 <= item.index < len(self._infos) or self._infos[item.index].filename != item.member:
             raise _changed()
-        info = self._infos[item.index]
-        if info.flag_bits & 0x1:
-            raise ItemError("encrypted_member", "encrypted: it needs a password")
-        try:
-            with self._zip.open(info) as handle:
-                return _capped(handle, info.file_size, limit)
-        except NotImplementedError:
-            method = zipfile.compressor_names.get(info.compress_type, f"method {info.compress_type}")
-            message = f"compressed with {method}, which cannot be read here"
-            raise ItemError("damaged_member", message) from None
-        except (zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
-            raise ItemError("damaged_member", str(exc)) from None
+        return read_zip_member(self._zip, self._infos[item.index], limit)
 
     def close(self) -> None:
         self._zip.close()
