@@ -38,6 +38,16 @@ def require_shared(*parts: str) -> Path:
     return path
 
 
+def close_database(app) -> None:
+    """Give back an app's database connections when a test is done with it (a
+    PostgreSQL schema cannot be dropped while they are open)."""
+    from webapp.db import db
+
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def app(tmp_path_factory):
     """The app on the shipped models, as `gunicorn app:app` would build it, with its

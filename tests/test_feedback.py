@@ -12,7 +12,7 @@ import sqlalchemy
 from PIL import Image
 
 from tests import images
-from tests.conftest import SHIPPED_MODELS
+from tests.conftest import SHIPPED_MODELS, close_database
 from webapp import create_app
 from webapp.db import Feedback, db, upgrade_database
 
@@ -32,9 +32,7 @@ def feedback_app(database_url, tmp_path):
 
     limiter.reset()  # one limiter per process: counts from other tests must not carry over
     yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    close_database(app)
 
 
 @pytest.fixture()

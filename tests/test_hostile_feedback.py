@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from itsdangerous.timed import TimestampSigner
 
 from tests import images
-from tests.conftest import SHIPPED_MODELS
+from tests.conftest import SHIPPED_MODELS, close_database
 from tests.test_feedback import FROM_SITE, HTTPS, PASSWORD, classify, csrf_token, on_site, rows
 from webapp import create_app
 from webapp.db import AdminSession, db, enable_migrations, upgrade_database
@@ -54,9 +54,7 @@ def hosts(database_url):
 
     yield build
     for app in built:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+        close_database(app)
 
 
 @pytest.fixture()
@@ -65,8 +63,7 @@ def sqlite_app(tmp_path):
                    ADMIN_LOGIN_BACKOFF_MAX_SECONDS=2)
     limiter.reset()
     yield app
-    with app.app_context():
-        db.engine.dispose()
+    close_database(app)
 
 
 def error_code(response) -> str:
@@ -335,8 +332,7 @@ def test_behind_trusted_proxies_the_back_off_counts_real_clients(tmp_path, proxi
     assert via_proxy("203.0.113.5", "guess") == 401
     assert via_proxy("203.0.113.5", PASSWORD) == 429
     assert via_proxy("203.0.113.6", PASSWORD) == second_client
-    with app.app_context():
-        db.engine.dispose()
+    close_database(app)
 
 
 # -- the database file ---------------------------------------------------------------
@@ -383,8 +379,7 @@ def test_the_migration_upgrades_a_database_that_holds_feedback(database_url):
     token = classify(web, images.jpeg())["feedback_token"]
     assert web.post("/api/v1/feedback", json={"token": token, "correct": True}).status_code == 201
     assert web.post("/api/v1/feedback", json={"token": token, "correct": True}).status_code == 409
-    with app.app_context():
-        db.engine.dispose()
+    close_database(app)
 
 
 def test_the_api_document_names_the_new_answers(sqlite_app):

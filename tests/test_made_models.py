@@ -20,9 +20,9 @@ from classifier.batch import cli as batch_cli
 from classifier.head_training import cross_validate, fit
 from classifier.model import Model
 from tests import images
-from tests.conftest import SHIPPED_MODELS
+from tests.conftest import SHIPPED_MODELS, close_database
 from webapp import create_app
-from webapp.db import db, upgrade_database
+from webapp.db import upgrade_database
 
 PASSWORD = "correct horse battery staple"
 #: The shipped models a made model needs: the default (hotdog) and its base (imagenet).
@@ -73,9 +73,7 @@ def folders(tmp_path_factory):
 def app(folders):
     app = made_app(*folders)
     yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    close_database(app)
 
 
 @pytest.fixture()

@@ -10,8 +10,8 @@ import re
 import pytest
 
 from tests import images
+from tests.conftest import close_database
 from tests.test_made_models import PASSWORD, archive, leftovers, made_app, models_folder, remove, tinted
-from webapp.db import db
 
 HTTPS = "https://localhost"  # session cookies are Secure
 FROM_SITE = {"Referer": HTTPS + "/"}
@@ -28,9 +28,7 @@ def app(folder, tmp_path_factory):
     app = made_app(folder, tmp_path_factory.mktemp("page-db") / "db.sqlite")
     app.config["MADE_MODEL_RATE_LIMIT"] = "100 per minute"
     yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    close_database(app)
 
 
 @pytest.fixture()
