@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from classifier.litert import Network
+from classifier.model import softmax
 
 #: L2 penalty on the kernel, for centred features scaled to unit mean square: chosen
 #: on real photos of ../shared (bench/made_model.py). Up to about 0.1 it changes little
@@ -44,7 +45,7 @@ class Head:
     bias: np.ndarray
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
-        return _softmax(features @ self.kernel + self.bias)
+        return softmax(features @ self.kernel + self.bias)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def fit(features: np.ndarray, labels: np.ndarray, classes: int) -> Head:
     alpha, bias = np.zeros((n, classes)), np.log(targets.mean(axis=0) + 1e-9)
     ahead_a, ahead_b, momentum = alpha, bias, 1.0
     for _ in range(STEPS):  # Nesterov's accelerated gradient
-        error = (_softmax(gram @ ahead_a + ahead_b) - targets) / n
+        error = (softmax(gram @ ahead_a + ahead_b) - targets) / n
         new_a = ahead_a - step * (error + L2_PENALTY * ahead_a)
         new_b = ahead_b - step * error.sum(axis=0)
         next_momentum = (1 + np.sqrt(1 + 4 * momentum ** 2)) / 2
@@ -124,8 +125,3 @@ def cross_validate(features: np.ndarray, labels: np.ndarray, class_names: Sequen
     wrong = [(int(i), class_names[labels[i]], class_names[answers[i]], round(float(predicted[i].max()), 4))
              for i in np.flatnonzero(answers != labels)]
     return Estimate(float(np.mean(answers == labels)), folds, confusion.tolist(), wrong)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return exp / exp.sum(axis=-1, keepdims=True)

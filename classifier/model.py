@@ -192,9 +192,7 @@ class Model:
             probabilities = network_scores
         else:
             kernel, bias = self.head
-            logits = feature_map.mean(axis=(0, 1)) @ kernel + bias
-            probabilities = np.exp(logits - logits.max())
-            probabilities /= probabilities.sum()
+            probabilities = softmax(feature_map.mean(axis=(0, 1)) @ kernel + bias)
         scores = {label: round(float(p), 6) for label, p in zip(self.labels, probabilities, strict=True)}
         top = sorted(scores.items(), key=lambda item: item[1], reverse=True)
         return Prediction(label=top[0][0], scores=scores, top=top,
@@ -233,6 +231,12 @@ class Model:
 
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "title": self.card.get("title", self.name)}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities from a head's logits (the last axis), shifted so exp cannot overflow."""
+    exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 def predict_together(models: Sequence[Model], inputs: dict[str, np.ndarray], *,
