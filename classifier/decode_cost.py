@@ -17,17 +17,18 @@ from PIL import Image
 
 from classifier.image_errors import DecodingTooCostly
 
-#: No encoder writes more scans than this: libjpeg's progressive script has 10 (6 for
-#: greyscale), Photoshop's 3-5, mozjpeg's optimised scripts stay under 20. Every scan
-#: is a pass over the whole photo, so a file of a few KB that repeats a scan a
-#: thousand times costs seconds; it is refused from a byte count before decoding.
+#: The most scans a JPEG may hold. libjpeg's progressive script, which
+#: Pillow uses, has 10 for colour and 6 for greyscale (counted in tests/images.py's
+#: files), and a hundred leaves room for scripts ten times longer. Every scan is a pass
+#: over the whole photo, so a file of a few KB that repeats a scan a thousand times
+#: costs seconds; it is refused from a byte count before decoding.
 MAX_JPEG_SCANS = 100
 
 #: Pillow reads a file's structure (JPEG segments, PNG chunks, GIF extension blocks)
 #: in Python, at about 0.2 us a byte when the blocks are tiny: 20 MB of empty blocks
 #: would cost 4 s before the first pixel. Real files have a few dozen segments before
-#: a JPEG's image data, a few hundred or thousand chunks in a PNG (libpng writes 8 KB
-#: ones) and a handful of GIF extensions; more than these is refused up front.
+#: a JPEG's image data, a PNG's chunks are kilobytes each, and a GIF has a handful of
+#: extensions; more than these caps is refused up front.
 MAX_STRUCTURE_BLOCKS = {"JPEG": 1_000, "PNG": 20_000, "GIF": 1_000}
 
 #: Decoding work per megapixel, relative to PNG (1.0), by format: what the limits below

@@ -21,9 +21,10 @@ from classifier.intake import IMAGE_SUFFIXES
 
 #: Fewest photos of a class: under it, neither the head nor its estimate mean much.
 MIN_PER_CLASS = 5
-#: Most classes and photos of one model made here: 200 photos (and their mirrors) take
-#: about 5 s on one core of a 2-core AMD EPYC, up to 15 s as 12 MP phone photos, well
-#: within gunicorn's 30 s timeout for a request.
+#: Most classes and photos of one model made here. Features of 30 photos and their
+#: mirrors took 0.6 s (bench/results/made_model.md), so 200 take about 4 s, plus about
+#: 30 ms each to decode a 12 MP phone JPEG (bench/results/hostile.md's weights), on a
+#: 2-core AMD EPYC: well within gunicorn's 30 s timeout for a request.
 MAX_CLASSES = 20
 MAX_PHOTOS = 200
 #: Most bytes the photos may unpack to, together. Photos barely compress, so a real
