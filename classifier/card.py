@@ -94,26 +94,27 @@ def to_markdown(card: dict) -> str:
         f"- **Results below:** the {card['metrics_variant']} variant; the variants table "
         "compares them all",
     ]
-    unsure = card.get("not_sure_below")
-    if unsure:
-        lines.append(f"- **Not sure:** under a top score of {unsure['confidence']:.2f} the answer "
-                     f"is \"not sure\": {unsure['wrong_below']} of the {unsure['answers_below']} "
-                     f"validation answers under it were wrong. The level is {unsure['rule']}.")
+    calibrated = card.get("calibration")
+    if calibrated:
+        lines.append(f"- **Not sure:** {not_sure_words(card)}")
     if "intended_use" in card:  # what a model is for comes before how well it does it
         lines += ["", "## Intended use", "", card["intended_use"], "", "## Limitations", "",
                   *(f"- {item}" for item in card["limitations"])]
     lines += [
         "",
         "## Results", "",
-        "| evaluation set | images | accuracy | notes |",
-        "|---|---:|---:|---|",
+        "| evaluation set | images | accuracy | not sure | verdicts given right | notes |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     for name, result in metrics.items():
+        unsure = result.get("not_sure")
+        shares = (f"{100 * unsure['not_sure_share']:.1f} % | {100 * unsure['given_accuracy']:.2f} %"
+                  if unsure else " | ")
         lines.append(f"| {name}: {result['dataset']} | {result['n']} | "
-                     f"{100 * result['accuracy']:.2f} % | {result.get('note', '')} |")
+                     f"{100 * result['accuracy']:.2f} % | {shares} | {result.get('note', '')} |")
         for subset, sub in result.get("subsets", {}).items():
             lines.append(f"| &nbsp;&nbsp;subset {subset} | {sub['n']} | "
-                         f"{100 * sub['accuracy']:.2f} % | {sub.get('note', '')} |")
+                         f"{100 * sub['accuracy']:.2f} % | | | {sub.get('note', '')} |")
     for name, result in metrics.items():
         if "confusion_matrix" not in result:
             continue
@@ -153,3 +154,24 @@ def to_markdown(card: dict) -> str:
               "", "## Base weights", "", card["base_weights"]["attribution"], "",
               "## Reproduce", "", "```", card["reproduce"], "```", ""]
     return "\n".join(lines)
+
+
+def not_sure_words(card: dict, variant: str | None = None) -> str:
+    """The card's "not sure" rule in plain words, with its level for `variant` (the
+    card's metrics variant by default) and how it did on the photos the card names."""
+    calibrated = card["calibration"]
+    variant = variant if variant in calibrated["variants"] else card["metrics_variant"]
+    figures = calibrated["variants"][variant]
+    words = [f"we give a verdict only when we expect at least {100 * calibrated['target']:g} % of "
+             f"such verdicts to be right: under a score of {100 * figures['not_sure_below']:.0f} % "
+             f"(the {variant} file's) the answer is \"not sure\", with the best guess beside it.",
+             f"Scores are calibrated (temperature {figures['temperature']:.2f}, fitted on the "
+             f"{figures['answers']:,} answers to the {calibrated['held_out'].removeprefix('the ')}), "
+             "so that a score of 90 % is right about 9 times in 10; "
+             f"there, {100 * figures['not_sure_share']:.1f} % of the answers were \"not sure\" and "
+             f"{100 * figures['given_accuracy']:.2f} % of the verdicts given were right."]
+    test = card["metrics"].get("test", {}).get("not_sure")
+    if test and variant == card["metrics_variant"]:
+        words.append(f"On the test photos: {100 * test['not_sure_share']:.1f} % \"not sure\", "
+                     f"{100 * test['given_accuracy']:.2f} % of the verdicts given right.")
+    return sentence(" ".join(words))

@@ -1,14 +1,16 @@
 """Training a dense head in NumPy, in seconds: what "make your own model" runs.
 
-A model made on the server is a dense softmax layer on the pooled feature map of a
-network the server already runs (EfficientNet-Lite0, the imagenet model's), exactly
-the kind of head `classifier.model` applies for the shipped photo-type model. Fitting
-it needs no TensorFlow: it is a multinomial logistic regression with an L2 penalty on
-a few dozen feature vectors, solved here by accelerated full-batch gradient descent.
+A model made on the server is a dense softmax layer on the pooled feature maps of
+networks the server already runs (EfficientNet-Lite0, the imagenet model's, then the
+hot dog model's MobileNetV2), exactly the kind of head `classifier.model` applies for
+the shipped photo-type model, which reads the same two. Fitting it needs no
+TensorFlow: it is a multinomial logistic regression with an L2 penalty on a few dozen
+feature vectors, solved here by accelerated full-batch gradient descent.
 
 With 15-20 photos a class, two cheap tricks matter: each photo's horizontal mirror is
 a second training example (a hot dog is one either way round), and the L2 penalty is
-strong, as a 1280-dimensional layer fits a few dozen photos exactly otherwise. How
+strong, as a layer on 2,560 features fits a few dozen photos exactly otherwise (a
+centre crop as a third example measured no better: bench/made_model.py). How
 good the result is gets estimated by stratified cross-validation on the photos given
 (a photo and its mirror always in the same fold), scoring each held-out photo as the
 server will: its own features, unmirrored.
@@ -21,20 +23,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from classifier.calibration import calibrate, softmax, stratified_folds
 from classifier.litert import Network
-from classifier.model import softmax
 
 #: L2 penalty on the kernel, for centred features scaled to unit mean square: chosen
 #: on real photos of ../shared (bench/made_model.py). Up to about 0.1 it changes little
 #: (the fixed number of steps regularises too); 1 gains a point on hot dogs against
 #: other food and costs nothing on food against ambience; 100 and more trade one for
-#: the other.
+#: the other. With the hot dog network's features beside Lite0's, 0.1 to 10 all
+#: scored within 0.3 points of each other on every task.
 L2_PENALTY = 1.0
 #: Gradient steps of a fit: enough for the loss to settle on a few hundred examples
 #: (later steps move no held-out answer), a few milliseconds each.
 STEPS = 300
 #: Folds of the cross-validation (fewer when a class has fewer photos).
 FOLDS = 5
+#: How often a made model's verdicts must be expected to be right; under the level this
+#: sets on its cross-validated answers it says "not sure" (as the hot dog model does).
+ANSWER_ACCURACY = 0.98
 
 
 @dataclass(frozen=True)
@@ -52,21 +58,27 @@ class Head:
 class Estimate:
     """How well heads fitted this way do on photos they were not given, by stratified
     cross-validation: accuracy, the confusion matrix (rows: true class) and each photo
-    answered wrongly (its index, the class it was given, the class predicted, the score)."""
+    answered wrongly (its index, the class it was given, the class predicted, the score);
+    and the temperature and "not sure" level fitted on those held-out answers
+    (`classifier.calibration.Calibration.as_card`; None in a token from before them)."""
 
     accuracy: float
     folds: int
     confusion: list[list[int]]
     wrong: list[tuple[int, str, str, float]]
+    calibration: dict | None = None
 
 
-def pooled_features(network: Network, images: Sequence[np.ndarray]) -> np.ndarray:
-    """Each image's pooled feature map and its mirror's: shape (images, 2, channels).
-    The map is pooled by its mean over height and width, as `Model.prediction` does."""
+def pooled_features(networks: Sequence[Network], images: Sequence[np.ndarray]) -> np.ndarray:
+    """Each image's pooled feature maps and its mirror's: shape (images, 2, channels),
+    the channels of each network in turn. Each map is pooled by its mean over height
+    and width, and the networks' stacked, as `Model.prediction` does for a model with
+    extra feature networks."""
     pairs = [image for pixels in images for image in (pixels, pixels[:, ::-1])]
-    maps = network.run(pairs, features=True)
-    pooled = np.stack([feature_map.mean(axis=(0, 1)) for _, feature_map in maps])
-    return pooled.reshape(len(images), 2, -1).astype(np.float32)
+    pooled = [np.stack([feature_map.mean(axis=(0, 1))
+                        for _, feature_map in network.run(pairs, features=True)])
+              for network in networks]
+    return np.concatenate(pooled, axis=-1).reshape(len(images), 2, -1).astype(np.float32)
 
 
 def fit(features: np.ndarray, labels: np.ndarray, classes: int) -> Head:
@@ -81,7 +93,10 @@ def fit(features: np.ndarray, labels: np.ndarray, classes: int) -> Head:
     y = np.repeat(labels, features.shape[1])
     # Centred, so the penalty does not fight the part every photo shares (the bias
     # takes it); one scale for all features keeps the penalty the same for each,
-    # whatever the network's units. Both are folded back into the head at the end.
+    # whatever the network's units (Lite0's and the hot dog network's pooled features
+    # have nearly the same spread, 0.36 and 0.38 RMS on ../shared's photos: a scale
+    # per network or per feature measured no better, per feature worse). Both are
+    # folded back into the head at the end.
     centre = x.mean(axis=0)
     scale = float(np.sqrt(np.mean((x - centre) ** 2))) or 1.0
     x = (x - centre) / scale
@@ -109,19 +124,17 @@ def cross_validate(features: np.ndarray, labels: np.ndarray, class_names: Sequen
     stratified folds, and answered from its own (unmirrored) features."""
     classes = len(class_names)
     folds = max(2, min(FOLDS, int(np.bincount(labels, minlength=classes).min())))
-    fold_of = np.empty(len(labels), int)
-    rng = np.random.default_rng(seed)
-    for label in range(classes):  # each class dealt round the folds
-        members = rng.permutation(np.flatnonzero(labels == label))
-        fold_of[members] = np.arange(len(members)) % folds
-    predicted = np.empty((len(labels), classes))
+    fold_of = stratified_folds(labels, folds, seed)
+    logits = np.empty((len(labels), classes))
     for fold in range(folds):
         held = fold_of == fold
         head = fit(features[~held], labels[~held], classes)
-        predicted[held] = head.probabilities(features[held, 0])
+        logits[held] = features[held, 0] @ head.kernel + head.bias
+    predicted = softmax(logits)
     answers = predicted.argmax(axis=1)
     confusion = np.zeros((classes, classes), int)
     np.add.at(confusion, (labels, answers), 1)
     wrong = [(int(i), class_names[labels[i]], class_names[answers[i]], round(float(predicted[i].max()), 4))
              for i in np.flatnonzero(answers != labels)]
-    return Estimate(float(np.mean(answers == labels)), folds, confusion.tolist(), wrong)
+    return Estimate(float(np.mean(answers == labels)), folds, confusion.tolist(), wrong,
+                    calibrate(logits, labels, ANSWER_ACCURACY).as_card())

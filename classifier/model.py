@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from classifier import card as model_card
+from classifier.calibration import logits_of, scaled
 from classifier.decode_cost import DecodeBudget
 from classifier.digits import load_digit
 from classifier.explain import head_weights
@@ -188,21 +189,28 @@ class Model:
         network_scores, feature_map = outputs[0]
         if self.extras:
             feature_map = np.concatenate([maps for _, maps in outputs], axis=-1)
+        temperature = self.calibration.get("temperature", 1.0)
         if self.head is None:
-            probabilities = network_scores
+            probabilities = (network_scores if temperature == 1.0
+                             else scaled(logits_of(network_scores), temperature))
         else:
             kernel, bias = self.head
-            probabilities = softmax(feature_map.mean(axis=(0, 1)) @ kernel + bias)
+            probabilities = scaled(feature_map.mean(axis=(0, 1)) @ kernel + bias, temperature)
         scores = {label: round(float(p), 6) for label, p in zip(self.labels, probabilities, strict=True)}
         top = sorted(scores.items(), key=lambda item: item[1], reverse=True)
         return Prediction(label=top[0][0], scores=scores, top=top,
                           features=feature_map if keep_features else None)
 
     @property
+    def calibration(self) -> dict:
+        """The served file's temperature and "not sure" level (`classifier.calibration`),
+        from the card; {} (scores as the network gives them, never "not sure") if none."""
+        return self.card.get("calibration", {}).get("variants", {}).get(self.runtime.variant, {})
+
+    @property
     def not_sure_below(self) -> float:
-        """Top scores under this are "not sure" (chosen on validation data by training;
-        0 when the card states none)."""
-        return self.card.get("not_sure_below", {}).get("confidence", 0.0)
+        """Top (calibrated) scores under this are "not sure"."""
+        return self.calibration.get("not_sure_below", 0.0)
 
     @property
     def head_file(self) -> Path:
@@ -231,12 +239,6 @@ class Model:
 
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "title": self.card.get("title", self.name)}
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Class probabilities from a head's logits (the last axis), shifted so exp cannot overflow."""
-    exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 def predict_together(models: Sequence[Model], inputs: dict[str, np.ndarray], *,

@@ -129,8 +129,10 @@ def _cards(folder: Path, *, while_serving: bool = False) -> dict[Path, dict]:
 
 
 def _load(directory: Path, card: dict, models: dict[str, Model], options: dict) -> Model:
-    """A model, as a head on a loaded model's network when it can be (`Model.lends_features_to`)."""
-    loaded = [m.network for m in models.values()]
+    """A model, as a head on a loaded model's network when it can be (`Model.lends_features_to`).
+    Its extra feature networks are any loaded model's, extras included: models made on
+    the hot dog network before it was retrained share one copy of the old one."""
+    loaded = list({id(n): n for m in models.values() for n in m.networks}.values())
     lender = next((m for m in models.values() if m.lends_features_to(card)), None)
     return (Model.on_features_of(lender, directory, card, loaded) if lender
             else Model.from_directory(directory, loaded=loaded, **options))

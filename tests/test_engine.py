@@ -207,7 +207,8 @@ def test_head_over_several_networks_reads_their_pooled_maps_side_by_side(tmp_pat
     (_, extra), = phototype.extras[0].run([pixels], features=True)
     assert np.array_equal(prediction.features, np.concatenate([own, extra], axis=-1))
     kernel, bias = phototype.head
-    logits = prediction.features.mean(axis=(0, 1)) @ kernel + bias
+    # Scores are calibrated by the card's temperature (classifier.calibration).
+    logits = (prediction.features.mean(axis=(0, 1)) @ kernel + bias) / phototype.calibration["temperature"]
     expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
     assert [prediction.scores[c] for c in phototype.labels] == pytest.approx(expected, abs=1e-5)
     with pytest.raises(ValueError, match="needs a head"):

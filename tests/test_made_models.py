@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from classifier import card as model_card
 from classifier import photo_archive
 from classifier.batch import cli as batch_cli
 from classifier.head_training import cross_validate, fit
+from classifier.made_models import replace_with_copy
 from classifier.model import Model
 from tests import images
 from tests.conftest import SHIPPED_MODELS, close_database
@@ -25,7 +27,8 @@ from webapp import create_app
 from webapp.db import upgrade_database
 
 PASSWORD = "correct horse battery staple"
-#: The shipped models a made model needs: the default (hotdog) and its base (imagenet).
+#: The shipped models a made model needs: its base (imagenet) and the default (hotdog),
+#: whose network's features its head reads too.
 NEEDED = ("hotdog", "imagenet")
 
 
@@ -125,11 +128,27 @@ def test_a_made_model_is_served_at_once_and_everywhere(client, folders):
     card = model_card.load(models / "fruit")
     model_card.validate(card)  # the full schema, as for every shipped model
     assert card["made"]["photos"] == 12 and card["description"] == "Two tints."
+    # Its head reads the hot dog network's features after Lite0's, from a hard link to
+    # the served file: the registry runs the network it has loaded for both.
+    assert card["files"]["extra_features"] == ["features_hotdog.tflite"]
+    assert card["architecture"]["extra_features"][0]["from"].endswith("hotdog/model_int8.tflite")
+    assert np.load(models / "fruit" / "head.npz")["kernel"].shape == (1280 + 1280, 2)
+    assert (models / "fruit" / "features_hotdog.tflite").samefile(models / "hotdog" / "model_int8.tflite")
+    served = client.application.extensions["classifier"]
+    assert served.get("fruit").extras == [served.get("hotdog").network]
     assert (models / "fruit" / ".gitignore").read_text() == "*\n"
     assert leftovers(models) == ["fruit"]  # nothing half-made beside it
 
+    # "Not sure" by the rule every model follows, fitted on the cross-validated answers.
+    calibrated = card["calibration"]["variants"][served.get("fruit").runtime.variant]
+    assert card["calibration"]["target"] == 0.98 and calibrated["answers"] == 12
+    assert served.get("fruit").not_sure_below == calibrated["not_sure_below"]
+    assert card["metrics"]["cross_validation"]["not_sure"]["given_accuracy"] == 1.0
+
     answer = classify(client, "fruit", tinted((250, 30, 30), 999))
     assert answer.status_code == 200 and answer.get_json()["results"][0]["label"] == "red"
+    assert answer.get_json()["results"][0]["not_sure"] is (
+        answer.get_json()["results"][0]["top"][0]["score"] < calibrated["not_sure_below"])
     every = client.post("/api/v1/classify?model=all&explain=true",
                         data={"image": (io.BytesIO(images.jpeg()), "x.jpg")})
     assert "explanation" in every.get_json()["results"][0]["models"]["fruit"]
@@ -179,6 +198,35 @@ def test_a_made_model_loads_on_its_own_too(client, folders, tmp_path):
         assert row["label"] == "red" and row["model"] == "alone"
     finally:
         assert remove(client, "alone").status_code == 204
+
+
+def test_made_models_answer_the_same_after_the_hot_dog_model_is_retrained(tmp_path):
+    """Retraining replaces the hot dog model's file (`made_models.replace_with_copy`):
+    the made models keep the network their heads were fitted on, loaded once for all."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "imagenet").symlink_to(SHIPPED_MODELS / "imagenet", target_is_directory=True)
+    shutil.copytree(SHIPPED_MODELS / "hotdog", models / "hotdog")
+    app = made_app(models, tmp_path / "db.sqlite")
+    try:
+        for name in ("first", "second"):
+            assert make(app.test_client(), name=name).status_code == 201
+        photo = tinted((250, 30, 30), 5)
+        before = classify(app.test_client(), "first", photo).get_json()["results"][0]["scores"]
+    finally:
+        close_database(app)
+    # "Retrained": another network of the same input size in its place (the pizza model's).
+    replace_with_copy(SHIPPED_MODELS / "pizza" / "model_int8.tflite", models / "hotdog" / "model_int8.tflite")
+    restarted = made_app(models, tmp_path / "restarted.sqlite")
+    try:
+        served = restarted.extensions["classifier"]
+        first, second = served.get("first"), served.get("second")
+        assert first.extras[0] is not served.get("hotdog").network
+        assert second.extras == first.extras  # one copy of the old network for both
+        after = classify(restarted.test_client(), "first", photo).get_json()["results"][0]["scores"]
+        assert after == pytest.approx(before, abs=1e-5)
+    finally:
+        close_database(restarted)
 
 
 def test_a_model_made_again_under_a_removed_name_is_the_new_one(client):
@@ -296,4 +344,7 @@ def test_fit_and_cross_validation_on_separable_features():
     estimate = cross_validate(features, labels, ["a", "b", "c"])
     assert estimate.accuracy == 1.0 and estimate.wrong == [] and estimate.folds == 5
     assert np.trace(estimate.confusion) == 24
+    # Every held-out answer right and sure: a level that lets them all through.
+    assert estimate.calibration["answers"] == 24 and estimate.calibration["not_sure_share"] == 0.0
+    assert estimate.calibration["given_accuracy"] == 1.0
 

@@ -7,11 +7,15 @@ from __future__ import annotations
 import io
 import re
 
+import numpy as np
 import pytest
 
+from classifier import made_models, photo_archive
+from classifier.head_training import Estimate, Head
 from tests import images
 from tests.conftest import close_database
 from tests.test_made_models import PASSWORD, archive, leftovers, made_app, models_folder, remove, tinted
+from webapp import make_page
 
 HTTPS = "https://localhost"  # session cookies are Secure
 FROM_SITE = {"Referer": HTTPS + "/"}
@@ -54,6 +58,7 @@ def trained(web, data=None) -> dict:
 def test_the_page_is_there(web):
     page = web.get("/make").get_data(as_text=True)
     assert 'id="make-form"' in page and "js/make.js" in page
+    assert "the imagenet and hotdog models" in page  # the networks whose features it reads
     assert web.get("/static/js/make.js").status_code == 200
 
 
@@ -65,7 +70,13 @@ def test_a_visitor_trains_and_tries_a_model_and_nothing_stays(web, folder):
     answer = web.post("/make/classify", data={"token": made["token"],
                                               "image": (io.BytesIO(tinted((30, 30, 250), 77)), "b.jpg")})
     assert answer.status_code == 200
-    assert answer.get_json()["results"][0]["label"] == "blue"
+    result = answer.get_json()["results"][0]
+    assert result["label"] == "blue"
+    # The token carries the level fitted on its cross-validated answers: the same rule
+    # as a kept model's.
+    level = made["estimate"]["not_sure"]["not_sure_below"]
+    assert made["estimate"]["not_sure"]["answers"] == 12
+    assert result["not_sure"] is (result["top"][0]["score"] < level)
 
 
 def test_a_zip_works_on_the_page_too(web):
@@ -88,6 +99,36 @@ def test_a_forged_token_is_refused(web):
     answer = web.post("/make/classify", headers=JSON,
                       data={"token": forged, "image": (io.BytesIO(images.jpeg()), "a.jpg")})
     assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "bad_token"
+
+
+def test_a_token_is_refused_once_the_networks_it_reads_change(web, app):
+    """The head reads the hot dog network's features after Lite0's: without that network
+    (not served, or not wanted any more) a head trained on it cannot be tried or kept."""
+    made = trained(web)
+    photo = {"image": (io.BytesIO(tinted((30, 30, 250), 7)), "b.jpg")}
+    app.config["MADE_MODELS_EXTRA_FEATURES"] = ()
+    try:
+        answer = web.post("/make/classify", headers=JSON, data={"token": made["token"], **photo})
+        assert answer.status_code == 410 and answer.get_json()["error"]["code"] == "token_expired"
+        alone = trained(web)  # on Lite0's features alone, then
+        photo = {"image": (io.BytesIO(tinted((30, 30, 250), 7)), "b.jpg")}
+        answer = web.post("/make/classify", data={"token": alone["token"], **photo})
+        assert answer.get_json()["results"][0]["label"] == "blue"
+    finally:
+        app.config["MADE_MODELS_EXTRA_FEATURES"] = ("hotdog",)
+
+
+def test_the_largest_head_makes_a_token_of_a_few_hundred_kb(app):
+    """20 classes on 2,560 features (Lite0's and the hot dog network's): the token the
+    browser sends back with each photo to try, far under the form's limit."""
+    rng = np.random.default_rng(0)
+    names = [f"class{i}" for i in range(photo_archive.MAX_CLASSES)]
+    head = Head(rng.normal(0, 0.05, (2560, len(names))).astype(np.float32), np.zeros(len(names), np.float32))
+    trained = made_models.Trained({name: 10 for name in names}, head, Estimate(0.9, 5, [[0]], []),
+                                  [f"{name}/{i}.jpg" for name in names for i in range(10)], 1.0)
+    with app.test_request_context():
+        token = make_page._signer().dumps(make_page._as_fields("Many", make_page.base_model(), trained))
+    assert len(token) < 200_000 < app.config["MAX_FORM_MEMORY_SIZE"]
 
 
 def test_only_the_admin_keeps_a_model(web, folder):

@@ -57,17 +57,22 @@ def make_photos(folder: Path, per_class: int, seed: int, corrupt: int = 0) -> No
             (target / f"broken_{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def train_colours(root: Path) -> tuple[Path, Path, Path]:
+    """The three-texture model trained once a session (tests/conftest.py's `colours_run`:
+    this module checks it, tests/test_feedback_loop.py starts its loop from a copy)."""
     require_shared("weights", "mobilenet_v2")
     from training import train
 
-    root = tmp_path_factory.mktemp("pipeline")
     make_photos(root / "train", per_class=14, seed=1, corrupt=1)
     make_photos(root / "test", per_class=6, seed=2)
     out, work = root / "models" / "colours", root / "work"
     assert train.main(training_arguments(root, out, work)) == 0
     return root, out, work
+
+
+@pytest.fixture()
+def run(colours_run):
+    return colours_run
 
 
 def training_arguments(root: Path, out: Path, work: Path) -> list[str]:
@@ -392,9 +397,10 @@ def test_digits_training_writes_a_servable_model(tmp_path):
 
 
 def test_calibrate_reads_the_not_sure_level_off_the_training_runs_validation_split(run, tmp_path):
-    """A card without the level (trained before it existed) gets back the very level
-    training set, from the training arguments alone; other arguments, which make
-    another validation split, are refused and leave the card alone."""
+    """A card without calibration (trained before it existed) gets back the very
+    temperatures, levels and "not sure" figures training gave it, from the training
+    arguments alone; other arguments, which make another validation split, are refused
+    and leave the card alone."""
     import shutil
 
     from training import calibrate
@@ -403,17 +409,23 @@ def test_calibrate_reads_the_not_sure_level_off_the_training_runs_validation_spl
     model_dir = tmp_path / "colours"
     shutil.copytree(out, model_dir)
     trained = model_card.load(model_dir)
-    card = dict(trained)
-    del card["not_sure_below"]
+    assert set(trained["calibration"]["variants"]) == set(trained["files"]["variants"])
+    splits = ("validation", "holdout", "test")  # those calibrate measures again
+    assert all("not_sure" in trained["metrics"][split] for split in splits)
+    card = dict(trained, metrics={split: {k: v for k, v in result.items()
+                                          if k != "not_sure" or split not in splits}
+                                  for split, result in trained["metrics"].items()})
+    del card["calibration"]
     model_card.write(model_dir, card)
 
     other_split = [*training_arguments(root, model_dir, work), "--val-fraction", "0.5"]
     assert calibrate.main(other_split) == 1
-    assert "not_sure_below" not in model_card.load(model_dir)
+    assert "calibration" not in model_card.load(model_dir)
 
     assert calibrate.main(training_arguments(root, model_dir, work)) == 0
     calibrated = model_card.load(model_dir)
-    assert calibrated["not_sure_below"] == trained["not_sure_below"]
+    assert calibrated["calibration"] == trained["calibration"]
+    assert calibrated["metrics"] == trained["metrics"]
     assert "**Not sure:**" in (model_dir / model_card.MARKDOWN_FILE).read_text()
     assert calibrated["reproduce"].splitlines() == [
         trained["reproduce"], training_card.reproduce_command(

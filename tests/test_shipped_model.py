@@ -47,6 +47,15 @@ def assert_card_reports(name: str, metric: str, measured: dict) -> None:
     assert recorded["accuracy"] == pytest.approx(measured["accuracy"], abs=1e-9)
     if "confusion_matrix" in measured:
         assert recorded["confusion_matrix"] == measured["confusion_matrix"]
+    assert recorded.get("not_sure") == measured.get("not_sure")
+
+
+def assert_not_sure(result: dict, *, at_most: float, right_at_least: float) -> None:
+    """How often the served model says "not sure" on these photos (scores calibrated and
+    the level applied as the API does: `test_the_api_says_not_sure_as_measured`), and how
+    often the verdicts it does give are right."""
+    assert result["not_sure"]["not_sure_share"] <= at_most
+    assert result["not_sure"]["given_accuracy"] >= right_at_least
 
 
 # -- every model: files and card ---------------------------------------------------
@@ -171,6 +180,9 @@ def test_hotdog_accuracy_on_the_test_split(hotdog_test_result):
     assert hotdog_test_result["n"] == 1818
     assert hotdog_test_result["accuracy"] >= 0.955
     assert_card_reports("hotdog", "test", hotdog_test_result)
+    # The verdicts given meet the bar of 98 %; "not sure" is the measured 10.45 % (the
+    # bar of 10 % is not met: docs/not-sure.md).
+    assert_not_sure(hotdog_test_result, at_most=0.105, right_at_least=0.98)
 
 
 def test_hotdog_against_other_food(hotdog_test_result):
@@ -224,6 +236,32 @@ def test_pizza_accuracy_on_its_test_split():
     assert result["n"] == 413
     assert result["accuracy"] >= 0.963  # measured; the bar of 97.0 % is not reached yet
     assert_card_reports("pizza", "test", result)
+    assert_not_sure(result, at_most=0.10, right_at_least=0.985)  # the bars
+
+
+def test_the_api_says_not_sure_as_measured(app, client):
+    """Every fourth pizza test photo through the JSON API: each answer's scores are the
+    served file's calibrated ones and "not sure" is said exactly under its level, so the
+    card's "not sure" figures (measured by training.evaluate) are the API's."""
+    from webapp.classify import registry
+
+    folder = require_shared("datasets", "pizza", "test")
+    photos = sorted(folder.glob("*/*.jpg"))[::4]
+    with app.app_context():
+        served = registry().models["pizza"]
+    assert served.calibration and 0.5 < served.not_sure_below < 1
+    said = []
+    for start in range(0, len(photos), 16):
+        batch = photos[start:start + 16]
+        response = client.post("/api/v1/classify?model=pizza",
+                               data={"image": [(io.BytesIO(p.read_bytes()), p.name) for p in batch]})
+        assert response.status_code == 200
+        for path, answer in zip(batch, response.get_json()["results"], strict=True):
+            expected = served.predict_pixels(intake.load_pixels(path.read_bytes(), served.input_size))
+            assert answer["scores"] == pytest.approx(expected.scores, abs=1e-6)
+            assert answer["not_sure"] is (expected.top[0][1] < served.not_sure_below)
+            said.append(answer["not_sure"])
+    assert len(said) == 104 and 0 < sum(said) < len(said)
 
 
 # -- phototype ---------------------------------------------------------------------
@@ -247,6 +285,9 @@ def test_phototype_accuracy_and_recall_of_every_class(phototype_test_result):
     for name, row in phototype_test_result["per_class"].items():
         assert row["recall"] >= 0.93, name
     assert_card_reports("phototype", "test", phototype_test_result)
+    # The verdicts given meet the bar of 99 %; "not sure" is the measured 17.6 % (the
+    # bar of 10 % is not met: docs/not-sure.md).
+    assert_not_sure(phototype_test_result, at_most=0.18, right_at_least=0.99)
 
 
 def test_phototype_on_real_review_site_uploads(phototype_test_result):
@@ -339,10 +380,14 @@ def test_digits_read_mnist_test_pngs(client, mnist_test):
         files = [(io.BytesIO(as_png(d)), f"{start + i}.png") for i, d in enumerate(digits[start:start + 16])]
         response = client.post("/api/v1/classify?model=digits", data={"image": files})
         assert response.status_code == 200
-        answers += [int(r["label"]) for r in response.get_json()["results"]]
+        answers += [(int(r["label"]), r["not_sure"]) for r in response.get_json()["results"]]
     assert len(answers) == 10_000
-    accuracy = float((np.array(answers) == labels).mean())
+    said, not_sure = np.array([label for label, _ in answers]), np.array([unsure for _, unsure in answers])
+    accuracy = float((said == labels).mean())
     assert accuracy >= 0.992
+    # "Not sure" on a few close calls only; the verdicts given meet the card's 99.5 %.
+    assert not_sure.mean() <= 0.01
+    assert (said == labels)[~not_sure].mean() >= 0.995
     # The card's figure was measured on the same PNGs, with the variant its metrics name.
     card = model_card.load(SHIPPED_MODELS / "digits")
     served = next(v for v in card["variants"] if v.get("file") and v["name"] == card["metrics_variant"])

@@ -45,7 +45,7 @@ INTENDED_USE, LIMITATIONS = "## Intended use", "## Limitations"
 def build(*, name: str, title: str, description: str, classes: list[str], files: dict,
           input: dict, architecture: dict, base_weights: dict, training: dict,
           metrics: dict, variants: list[dict], reproduce: str,
-          not_sure_below: dict | None = None, plots: dict | None = None) -> dict:
+          calibration: dict | None = None, plots: dict | None = None) -> dict:
     """A model card, its fields in the order every card has them, with the model's
     intended use and limitations from training/cards/NAME.md. Its metrics describe the
     first shipped file (`files["variants"]` keeps the ship rule's order: int8 first)."""
@@ -55,7 +55,7 @@ def build(*, name: str, title: str, description: str, classes: list[str], files:
             "classes": classes, "files": files, "input": input, "architecture": architecture,
             "base_weights": base_weights, "training": training, "metrics": metrics,
             "metrics_variant": next(iter(files["variants"])),
-            "not_sure_below": not_sure_below, "plots": plots,
+            "calibration": calibration, "plots": plots,
             "variants": variants, "reproduce": reproduce}
     return {key: value for key, value in card.items() if value is not None}
 

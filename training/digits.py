@@ -43,6 +43,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from classifier import card as model_card
+from classifier.calibration import logits_of, scaled
 from classifier.digits import SIZE, load_digit, mnist_form
 from classifier.intake import DEFAULT_MAX_PIXELS
 from classifier.model import Model
@@ -77,6 +78,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, help="use only this many training and test digits (smoke tests)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--work-dir", type=Path, help="where every variant is kept (default: build/NAME)")
+    p.add_argument("--answer-accuracy", type=float, default=0.995,
+                   help="how often the verdicts given must be expected to be right: under the "
+                        "level this sets, answers are \"not sure\" (classifier.calibration)")
+    p.add_argument("--calibrate-only", action="store_true",
+                   help="train nothing: calibrate the files already in --out again, on the "
+                        "validation digits of the run that made them (the same --seed)")
     args = p.parse_args(argv)
     args.data = args.data or shared_dir() / "datasets" / "digits" / "mnist.npz"
     args.work_dir = args.work_dir or Path("build") / args.out.name
@@ -168,17 +175,20 @@ def as_png(digit: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def load_mnist(args: argparse.Namespace, rng: np.random.Generator):
+def load_mnist(args: argparse.Namespace, rng: np.random.Generator, *, training: bool = True):
     """MNIST's digits as the intake makes them: (training pictures, labels) with the
-    altered copies, (validation pictures, labels) kept aside from the training
-    digits, and the raw (test digits, labels), which `test_pictures` sends as files."""
+    altered copies (None without `training`), (validation pictures, labels) kept aside
+    from the training digits, and the raw (test digits, labels), which `test_pictures`
+    sends as files."""
     with np.load(args.data) as mnist:
         x_train, y_train = mnist["x_train"][:args.limit], mnist["y_train"][:args.limit]
         x_test, y_test = mnist["x_test"][:args.limit], mnist["y_test"][:args.limit]
     order = rng.permutation(len(x_train))
     val_index, train_index = order[:args.validation], order[args.validation:]
-    log.info("preparing %d training digits and %d altered copies each", len(train_index), args.copies)
-    train = prepare(x_train[train_index], y_train[train_index], args.copies, args.seed)
+    train = None
+    if training:
+        log.info("preparing %d training digits and %d altered copies each", len(train_index), args.copies)
+        train = prepare(x_train[train_index], y_train[train_index], args.copies, args.seed)
     validation = prepare(x_train[val_index], y_train[val_index], 0, args.seed)
     return train, validation, (x_test, y_test)
 
@@ -257,25 +267,36 @@ def compare_variants(paths: dict[str, Path], pictures: dict[str, np.ndarray],
     return variants, scores
 
 
-def measure(path: Path, scores: dict[str, np.ndarray], labels: np.ndarray,
+def measure(paths: dict[str, Path], scores: dict[str, np.ndarray], labels: np.ndarray,
             validation: tuple[np.ndarray, np.ndarray], args: argparse.Namespace) -> dict:
-    """The card's results for the shipped file at `path` (`scores`: its scores on the
-    test pictures): metrics on validation and on both kinds of test picture, the test
-    plots, and the "not sure" level, read off validation."""
+    """The card's results for the shipped files at `paths` (by variant, the first the
+    card's; `scores`: its raw scores on the test pictures): each file's calibration and
+    "not sure" level, read off validation (`classifier.calibration`); then metrics of
+    the first file's calibrated scores on validation and on both kinds of test picture,
+    and the test plots."""
     val_x, val_y = validation
-    val_scores = evaluate.predict_pixels(Model(path, CLASSES), val_x)
-    metrics = {
-        "validation": evaluate.score(val_scores, val_y, [], CLASSES,
-                                     f"{len(val_y):,} MNIST training digits kept aside"),
-        "test": evaluate.score(scores["png"], labels, [], CLASSES,
-                               "MNIST test digits, each sent as a 28x28 PNG through the intake"),
-        "canvas": evaluate.score(scores["canvas"], labels, [], CLASSES,
-                                 "MNIST test digits drawn as a canvas sends them: 280x280, dark "
-                                 "on white, thicker strokes, off-centre"),
-    }
-    plots = evaluate.save_plots(metrics["test"], scores["png"], labels, [], args.out, mistakes=False)
+    held_out = f"{len(val_y):,} MNIST training digits kept aside"
+    engines = {variant: Model(path, CLASSES) for variant, path in paths.items()}
+    calibrated = evaluate.calibration_card(engines, val_x, val_y, args.answer_accuracy,
+                                           "MNIST training digits kept aside")
+    first = calibrated["variants"][next(iter(paths))]
+
+    def score(raw: np.ndarray, truth: np.ndarray, name: str) -> tuple[dict, np.ndarray]:
+        probabilities = scaled(logits_of(raw), first["temperature"])
+        return evaluate.score(probabilities, truth, [], CLASSES, name,
+                              not_sure_below=first["not_sure_below"]), probabilities
+
+    validation_result, _ = score(evaluate.predict_pixels(next(iter(engines.values())), val_x),
+                                 val_y, held_out)
+    test_result, test_scores = score(scores["png"], labels,
+                                     "MNIST test digits, each sent as a 28x28 PNG through the intake")
+    canvas_result, _ = score(scores["canvas"], labels,
+                             "MNIST test digits drawn as a canvas sends them: 280x280, dark "
+                             "on white, thicker strokes, off-centre")
+    metrics = {"validation": validation_result, "test": test_result, "canvas": canvas_result}
+    plots = evaluate.save_plots(test_result, test_scores, labels, [], args.out, mistakes=False)
     return {"metrics": metrics, "plots": {plot.stem: plot.name for plot in plots},
-            "not_sure_below": evaluate.not_sure_below(val_scores, val_y)}
+            "calibration": calibrated}
 
 
 # == 5. Model card ==============================================================
@@ -317,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.calibrate_only:
+        return recalibrate(args, argv)
     started = time.monotonic()
     import keras
 
@@ -333,14 +356,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     shipped = export.shippable_variants(variants)
     files = export.write_model_dir(args.out, paths, shipped, variants, CLASSES,
                                    model.get_layer("scores").get_weights())
-    results = measure(args.out / files["variants"][shipped[0]], scores[shipped[0]], test_labels,
-                      validation, args)
+    results = measure({variant: args.out / file for variant, file in files["variants"].items()},
+                      scores[shipped[0]], test_labels, validation, args)
 
     written = describe(args, argv, model, files, variants, results,
                        {"train": train[1], "validation": validation[1]}, training_seconds)
     model_card.write(args.out, written)
     print(training_card.summary(written))
     log.info("done in %.1f min", (time.monotonic() - started) / 60)
+    return 0
+
+
+def recalibrate(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """`--calibrate-only`: the shipped files' calibration and every figure that depends
+    on it, measured again; refused unless the validation digits rebuilt from `--seed`
+    give the card's validation confusion matrix (they are then the training run's)."""
+    card = model_card.load(args.out)
+    _, validation, (test_digits, test_labels) = load_mnist(args, np.random.default_rng(args.seed),
+                                                           training=False)
+    paths = {variant: args.out / file for variant, file in card["files"]["variants"].items()}
+    first = Model(next(iter(paths.values())), CLASSES)
+    scores = {kind: evaluate.predict_pixels(first, pictures) for kind, pictures
+              in test_pictures(test_digits, args.seed + 1).items()}
+    results = measure(paths, scores, test_labels, validation, args)
+    recorded = card["metrics"]["validation"]["confusion_matrix"]
+    if results["metrics"]["validation"]["confusion_matrix"] != recorded:
+        log.error("these validation digits are not the training run's: give its --seed and --validation")
+        return 1
+    card.pop("not_sure_below", None)  # the uncalibrated level it replaces
+    card.update(results)
+    card["reproduce"] = "\n".join([*(line for line in card["reproduce"].splitlines()
+                                     if "--calibrate-only" not in line),
+                                   training_card.reproduce_command("training.digits", argv)])
+    model_card.write(args.out, card)
+    print(training_card.summary(card))
     return 0
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier import calibration
 from classifier import card as model_card
 from classifier.model import Model
 from classifier.settings import shared_dir
@@ -69,8 +70,11 @@ def variant_row(engine: Model, path: Path, pixels: np.ndarray, accuracy: float,
 
 def score(probabilities: np.ndarray, labels: np.ndarray, examples: Sequence[Example],
           classes: Sequence[str], dataset_name: str,
-          subsets: dict[str, list[str]] | None = None) -> dict:
-    """Model-card-shaped metrics for predictions on a labelled set."""
+          subsets: dict[str, list[str]] | None = None, not_sure_below: float | None = None
+          ) -> dict:
+    """Model-card-shaped metrics for predictions on a labelled set; with the model's
+    `not_sure_below`, also how often it is "not sure" and how right its verdicts are
+    (the probabilities calibrated as the server gives them)."""
     from sklearn.metrics import (
         confusion_matrix,
         precision_recall_fscore_support,
@@ -92,6 +96,8 @@ def score(probabilities: np.ndarray, labels: np.ndarray, examples: Sequence[Exam
         "confusion_matrix": {"labels": list(classes),
                              "matrix": confusion_matrix(labels, predicted, labels=indices).tolist()},
     }
+    if not_sure_below is not None:
+        result["not_sure"] = calibration.not_sure_figures(probabilities, labels, not_sure_below)
     if len(classes) == 2 and len(set(labels.tolist())) == 2:
         result["roc_auc"] = float(roc_auc_score(labels, probabilities[:, 1]))
     if examples:
@@ -112,33 +118,16 @@ def score(probabilities: np.ndarray, labels: np.ndarray, examples: Sequence[Exam
     return result
 
 
-#: A confidence band is "not sure" while at least one answer in this many is wrong in it.
-UNSURE_ERROR_RATE = 0.2
-UNSURE_MIN_ANSWERS = 10
-
-
-def not_sure_below(probabilities: np.ndarray, labels: np.ndarray) -> dict:
-    """The confidence under which an answer should say "not sure", read off labelled
-    (validation) data: the highest top score t such that, of the answers whose top
-    score is below t, at least one in five (UNSURE_ERROR_RATE) is wrong - counted over
-    at least UNSURE_MIN_ANSWERS answers so that a couple of flukes do not set it."""
-    confidence = probabilities.max(axis=1)
-    wrong = probabilities.argmax(axis=1) != labels
-    order = np.argsort(confidence)
-    errors_below = np.cumsum(wrong[order])
-    counts = np.arange(1, len(order) + 1)
-    ok = (counts >= UNSURE_MIN_ANSWERS) & (errors_below >= UNSURE_ERROR_RATE * counts)
-    if not ok.any():
-        threshold, below, errors = 0.0, 0, 0
-    else:
-        last = int(np.flatnonzero(ok)[-1])
-        # Just above the last answer in the band, below the next one.
-        above = confidence[order[last + 1]] if last + 1 < len(order) else 1.0
-        threshold = float((confidence[order[last]] + above) / 2)
-        below, errors = last + 1, int(errors_below[last])
-    return {"confidence": round(threshold, 4), "answers_below": below, "wrong_below": errors,
-            "rule": f"the highest top score under which at least {UNSURE_ERROR_RATE:.0%} of the "
-                    f"validation answers are wrong (over {UNSURE_MIN_ANSWERS} answers at least)"}
+def calibration_card(models: dict[str, Model], pixels: np.ndarray, labels: np.ndarray,
+                     target: float, held_out: str) -> dict:
+    """The card's `calibration` (`classifier.calibration`): for each file in `models`
+    (by variant, loaded without a card so that they score raw), a temperature and a
+    "not sure" level fitted on its answers to held-out `pixels`, for `target`."""
+    variants = {variant: calibration.calibrate(calibration.logits_of(predict_pixels(model, pixels)),
+                                               labels, target).as_card()
+                for variant, model in models.items()}
+    return {"target": target, "rule": calibration.rule(target),
+            "held_out": held_out, "variants": variants}
 
 
 def find_mistakes(probabilities: np.ndarray, labels: np.ndarray, examples: Sequence[Example],
@@ -305,7 +294,8 @@ def evaluate_folder(model: Model, data_dir: Path, *, label_map: dict[str, str] |
                         for item in add)
     if only:
         name += f" ({', '.join(only)} only)"
-    return (score(probabilities, labels, examples, model.labels, name, subsets),
+    level = model.not_sure_below if model.calibration else None
+    return (score(probabilities, labels, examples, model.labels, name, subsets, level),
             probabilities, labels, examples)
 
 

@@ -14,12 +14,13 @@ dequantises them), so no extra operations run at the end of the network.
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+from classifier.made_models import replace_with_copy
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def ship(paths: dict[str, Path], variants: list[str], out: Path) -> dict[str, st
     files = {}
     for variant in variants:
         files[variant] = paths[variant].name
-        (out / files[variant]).write_bytes(paths[variant].read_bytes())
+        replace_with_copy(paths[variant], out / files[variant])
     return files
 
 
@@ -140,7 +141,7 @@ def write_model_dir(out: Path, paths: dict[str, Path], shipped: list[str], varia
         files["extra_features"] = [f"features_{path.resolve().parent.name}.tflite"
                                    for path in extra_features]
         for path, name in zip(extra_features, files["extra_features"], strict=True):
-            shutil.copyfile(path, out / name)
+            replace_with_copy(path, out / name)
     return files
 
 

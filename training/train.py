@@ -58,6 +58,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 import numpy as np
 
 from classifier import card as model_card
+from classifier.calibration import logits_of, scaled
 from classifier.litert import Network
 from classifier.model import Model
 from classifier.settings import PROJECT_ROOT, machine_description, shared_dir
@@ -144,6 +145,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     exporting.add_argument("--max-quantisation-loss", type=float,
                            default=export.MAX_QUANTISATION_LOSS,
                         help="largest accuracy loss against float32 a shipped variant may have")
+    exporting.add_argument("--answer-accuracy", type=float, default=0.98,
+                           help="how often the verdicts given must be expected to be right: "
+                                "under the level this sets, answers are \"not sure\" "
+                                "(classifier.calibration)")
     exporting.add_argument("--work-dir", type=Path,
                         help="where every variant and the Keras model are kept "
                              "(default: build/NAME)")
@@ -561,25 +566,36 @@ def read_holdout(splits: Splits, args: argparse.Namespace) -> Photos | None:
 def measure(files: dict, learned: Learned, classes: list[str],
             splits: dict[str, Photos | None], args: argparse.Namespace) -> dict:
     """The card's results, all from the first shipped file, run as the server runs it:
-    metrics on each split given (validation, holdout, test; subsets on all but the
-    held-out photos), the plots of the test photos (else of validation), and the
-    "not sure" level, read off validation, never off the photos whose figures the
-    card reports."""
-    engine = Model(args.out / next(iter(files["variants"].values())), classes,
-                   name=args.name, **learned.reads)
+    each file's calibration and "not sure" level, read off validation, never off the
+    photos whose figures the card reports (`calibrate`); then, with the first file's
+    calibrated scores, metrics on each split given (validation, holdout, test; subsets
+    on all but the held-out photos) and the plots of the test photos (else of validation)."""
+    engines = {variant: Model(args.out / file, classes, name=args.name, **learned.reads)
+               for variant, file in files["variants"].items()}
+    calibrated = calibrate(engines, splits["validation"], args)
+    first = calibrated["variants"][next(iter(engines))]
+    engine = next(iter(engines.values()))
     subsets = evaluate.parse_subsets(args.subset)
     metrics, scores = {}, {}
     for split, photos in splits.items():
         if photos is not None:
-            scores[split] = evaluate.predict_pixels(engine, photos.pixels)
+            scores[split] = scaled(logits_of(evaluate.predict_pixels(engine, photos.pixels)),
+                                   first["temperature"])
             metrics[split] = evaluate.score(scores[split], photos.labels, photos.examples, classes,
-                                            photos.name, None if split == "holdout" else subsets)
+                                            photos.name, None if split == "holdout" else subsets,
+                                            first["not_sure_below"])
     shown = evaluate.plotted_split(metrics)
     plots = evaluate.save_plots(metrics[shown], scores[shown], splits[shown].labels,
                                 splits[shown].examples, args.out, mistakes=False)
     return {"metrics": metrics, "plots": {path.stem: path.name for path in plots},
-            "not_sure_below": evaluate.not_sure_below(scores["validation"],
-                                                      splits["validation"].labels)}
+            "calibration": calibrated}
+
+
+def calibrate(engines: dict[str, Model], validation: Photos, args: argparse.Namespace) -> dict:
+    """Each shipped file's temperature and "not sure" level for `--answer-accuracy`,
+    fitted on its raw answers to the validation split (`classifier.calibration`)."""
+    return evaluate.calibration_card(engines, validation.pixels, validation.labels,
+                                     args.answer_accuracy, validation.name)
 
 
 # == 8. Model card =============================================================

@@ -58,6 +58,11 @@ class Config:
     # -- models made on the server (webapp.made) --------------------------------
     #: The model whose network the made models are heads on (its feature map, pooled).
     MADE_MODELS_BASE = os.environ.get("NOTHOTDOG_MADE_MODELS_BASE", "imagenet")
+    #: Models whose networks' pooled features the made models' heads also read, comma-
+    #: separated (those served, running their own network at the base's input size; none:
+    #: ""): the hot dog network adds 2-6 points (bench/results/made_model.md).
+    MADE_MODELS_EXTRA_FEATURES = tuple(name.strip() for name in os.environ.get(
+        "NOTHOTDOG_MADE_MODELS_EXTRA_FEATURES", "hotdog").split(",") if name.strip())
     #: Decoding work the photos of one model to make may spend (classifier.decode_cost):
     #: 200 phone JPEGs of 12 MP (240), or 30 PNGs of 10 MP.
     MADE_MODEL_DECODE_WORK = _int("NOTHOTDOG_MADE_MODEL_DECODE_WORK", 300)

@@ -78,8 +78,9 @@ def make_model():
         A .zip in the field `archive` holding one folder of photos per class (the
         layout `python -m training.train` reads; all inside one top folder is fine):
         at least 2 classes and 5 photos a class, at most 20 classes and 200 photos.
-        The server fits a dense layer on the imagenet model's network (EfficientNet-Lite0
-        features, each photo also mirrored), estimates its accuracy by cross-validation
+        The server fits a dense layer on the pooled features of the imagenet model's
+        network and the hot dog model's (EfficientNet-Lite0 and MobileNetV2, each photo
+        also mirrored), estimates its accuracy by cross-validation
         on the photos given, and serves it within seconds in every worker, also after
         a restart, like any model (`model=NAME`, `model=all`, feedback, `/models/NAME`).
         Needs the admin password by HTTP Basic auth (any user name; the card records it).
@@ -131,7 +132,7 @@ def make_model():
             Path(current_app.config["MODELS_DIR"]), base_model(),
             name=name, title=title, description=request.form.get("description", ""),
             photos=photos, made_by=made_by,
-            budget=DecodeBudget(current_app.config["MADE_MODEL_DECODE_WORK"]))
+            budget=DecodeBudget(current_app.config["MADE_MODEL_DECODE_WORK"]), extras=extra_models())
     except made_models.NameTaken:
         raise _name_taken(name) from None
     reg.refresh(every=0)  # this worker serves it from the next request on
@@ -180,6 +181,16 @@ def base_model() -> Model:
         raise RequestError(503, "no_base_model", f"Models cannot be made here: the model {name} "
                            "(whose network they are made on) is not served.")
     return model
+
+
+def extra_models() -> list[Model]:
+    """The served models among MADE_MODELS_EXTRA_FEATURES whose networks' pooled features
+    a made model's head reads after the base's: each runs its own network (not a head on
+    another's), with a feature map, at the base's input size. One not served is left out."""
+    base, models = base_model(), registry().models
+    chosen = [models.get(name) for name in current_app.config["MADE_MODELS_EXTRA_FEATURES"]]
+    return [model for model in chosen if model is not None and model.head is None and model.has_features
+            and not model.reads_digits and model.input_size == base.input_size]
 
 
 def summary(card: dict) -> dict:

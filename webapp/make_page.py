@@ -4,7 +4,8 @@ it, leaving nothing on the server; the admin keeps one as a served model.
 Training returns the fitted head inside a token signed with the app's secret key and
 dated (like feedback tokens, `webapp.tokens`): the browser holds it and sends it with
 each photo to try, so the server keeps no visitor's model, and a token older than
-MADE_HEAD_TOKEN_HOURS, or made on another version of the base network, is refused.
+MADE_HEAD_TOKEN_HOURS, or made on another version of the base network or of the
+networks whose features it also reads (`webapp.made.extra_models`), is refused.
 Keeping it is the admin's (a logged-in session and its CSRF token): the same head is
 installed as a model like those made through the API (`classifier.made_models`).
 """
@@ -29,7 +30,7 @@ from webapp import admin
 from webapp.classify import decode_budget, registry
 from webapp.errors import RequestError
 from webapp.feedback import limiter
-from webapp.made import ARCHIVE_FIELD, base_model, summary
+from webapp.made import ARCHIVE_FIELD, base_model, extra_models, summary
 from webapp.uploads import display_name, uploads_from_request
 
 bp = Blueprint("make_page", __name__, url_prefix="/make")
@@ -42,7 +43,8 @@ def training_limit() -> str:
 
 @bp.get("")
 def page():
-    return render_template("make.html", base=base_model().card["title"], logged_in=admin.logged_in(),
+    networks = [model.name for model in (base_model(), *extra_models())]
+    return render_template("make.html", networks=networks, logged_in=admin.logged_in(),
                            hours=current_app.config["MADE_HEAD_TOKEN_HOURS"])
 
 
@@ -58,10 +60,12 @@ def train():
     except (ValueError, ArchiveError) as exc:
         raise RequestError(422, "bad_archive", str(exc)) from None
     base = base_model()
-    trained = made_models.train(base, photos, DecodeBudget(current_app.config["MADE_MODEL_DECODE_WORK"]))
+    trained = made_models.train(base, photos, DecodeBudget(current_app.config["MADE_MODEL_DECODE_WORK"]),
+                                extra_models())
     return jsonify(token=_signer().dumps(_as_fields(title, base, trained)), title=title,
                    classes=trained.classes, photos=trained.per_class,
                    estimate={"accuracy": trained.estimate.accuracy, "folds": trained.estimate.folds,
+                             "not_sure": trained.estimate.calibration,
                              "confusion_matrix": trained.estimate.confusion,
                              "wrong": [{"index": i, "photo": trained.names[i], "class": given,
                                         "predicted": predicted, "score": score}
@@ -72,13 +76,16 @@ def train():
 def try_it():
     """The visitor's model (its token in `token`) on photos in `image`."""
     title, base, trained = _from_token(request.form.get("token"))
+    calibrated = ({"calibration": made_models.calibration_card(base, trained.estimate)}
+                  if trained.estimate.calibration else {})
     model = Model(base.network.path, trained.classes, name="yours", version="trying",
-                  card={"title": title}, network=base.network,
-                  head=(trained.head.kernel, trained.head.bias), max_pixels=base.max_pixels)
+                  card={"title": title, **calibrated}, runtime=base.runtime, network=base.network,
+                  head=(trained.head.kernel, trained.head.bias), max_pixels=base.max_pixels,
+                  extras=[extra.network for extra in trained.extras])
     results = []
     for upload in uploads_from_request():
         answer = classify([model], upload.data, budget=decode_budget())["yours"]
-        results.append({"filename": upload.filename, **answer.prediction.as_dict()})
+        results.append({"filename": upload.filename, **answer.as_dict()})
     return jsonify(results=results)
 
 
@@ -124,9 +131,10 @@ def _signer() -> URLSafeTimedSerializer:
 
 def _as_fields(title: str, base: Model, trained: made_models.Trained) -> dict:
     """What the token carries: the head (float16: half the size, answers unchanged to
-    three decimals) and what a card needs."""
+    three decimals), the networks it reads and what a card needs."""
     kernel = base64.b64encode(trained.head.kernel.astype(np.float16).tobytes()).decode("ascii")
-    return {"t": title, "base": [base.name, base.version], "k": kernel,
+    return {"t": title, "base": [base.name, base.version],
+            "x": [[extra.name, extra.version] for extra in trained.extras], "k": kernel,
             "b": trained.head.bias.tolist(), "c": trained.per_class,
             "e": dataclasses.asdict(trained.estimate), "n": trained.names, "d": trained.duration_s}
 
@@ -141,13 +149,16 @@ def _from_token(token) -> tuple[str, Model, made_models.Trained]:
                            "train it again.") from None
     except BadSignature:
         raise RequestError(400, "bad_token", "This model was not trained here.") from None
-    base = base_model()
-    if fields["base"] != [base.name, base.version]:
-        raise RequestError(410, "token_expired", "The network this model was trained on has "
+    base, extras = base_model(), extra_models()
+    read = [[extra.name, extra.version] for extra in extras]
+    # .get: a token from before heads read extra networks names none (and is refused here).
+    if fields["base"] != [base.name, base.version] or fields.get("x", []) != read:
+        raise RequestError(410, "token_expired", "The networks this model was trained on have "
                            "changed since: train it again.")
     classes = len(fields["c"])
     kernel = np.frombuffer(base64.b64decode(fields["k"]), np.float16).astype(np.float32)
     head = Head(kernel.reshape(-1, classes), np.array(fields["b"], np.float32))
     estimate = Estimate(**fields["e"])
-    return fields["t"], base, made_models.Trained(fields["c"], head, estimate, fields["n"], fields["d"])
+    return fields["t"], base, made_models.Trained(fields["c"], head, estimate, fields["n"], fields["d"],
+                                                  tuple(extras))
 

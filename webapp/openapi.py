@@ -39,9 +39,10 @@ SCHEMAS = {
                 "type": "object", "properties": {"label": {"type": "string"},
                                                  "score": {"type": "number"}}}},
             "not_sure": {"type": "boolean",
-                         "description": "the best score is below the confidence under which, on "
-                                        "validation data, at least one answer in five was wrong "
-                                        "(the model card's not_sure_below)"},
+                         "description": "the best (calibrated) score is under the model's level, "
+                                        "below which verdicts are too often wrong to be given "
+                                        "(the model card's calibration: its target share of "
+                                        "right verdicts)"},
             "feedback_token": {"type": "string",
                                "description": "send it to POST /api/v1/feedback to say whether "
                                               "this answer was right"},

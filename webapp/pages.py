@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, request, send_from_directory
 
+from classifier import card as model_card
 from classifier.intake import ImageError, draft_size
 from classifier.model import Model
 from classifier.registry import EVERY_MODEL
@@ -96,7 +97,9 @@ def draw():
 @bp.get("/models/<name>")
 def model_page(name: str):
     model = registry().models.get(name) or abort(404)
-    return render_template("model.html", model=model, card=model.card)
+    not_sure = (model_card.not_sure_words(model.card, model.runtime.variant)
+                if model.card.get("calibration") else None)
+    return render_template("model.html", model=model, card=model.card, not_sure=not_sure)
 
 
 @bp.get("/models/<name>/<filename>.png")

@@ -135,7 +135,11 @@ function showResult(made) {
   document.getElementById("make-result").classList.remove("d-none");
   const estimate = made.estimate;
   document.getElementById("make-accuracy").textContent =
-    `"${made.title}": about ${Math.round(estimate.accuracy * 100)} % right on photos it was not given.`;
+    `"${made.title}": about ${Math.round(estimate.accuracy * 100)} % right on photos it was not given.` +
+    (estimate.not_sure
+      ? ` It would say "not sure" on ${Math.round(estimate.not_sure.not_sure_share * 100)} % of them, ` +
+        `to keep its other answers ${Math.round(estimate.not_sure.given_accuracy * 100)} % right.`
+      : "");
   const table = document.getElementById("make-confusion");
   const head = el("tr");
   head.append(el("th", "", "photos of ↓ answered as →"), ...made.classes.map((name) => el("th", "text-end", name)));
@@ -170,7 +174,8 @@ async function tryIt(event) {
   try {
     const { results } = await post("/make/classify", body);
     answers.replaceChildren(...results.map((result) => el("li", "make-answer",
-      `${result.filename}: ${result.label} (${Math.round(result.scores[result.label] * 100)} %)`)));
+      `${result.filename}: ${result.not_sure ? "not sure, maybe " : ""}${result.label} ` +
+      `(${Math.round(result.scores[result.label] * 100)} %)`)));
   } catch (error) {
     answers.replaceChildren(el("li", "text-danger", error.message));
   }
