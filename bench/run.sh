@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 make -s .venv/.dev browser
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 PY=.venv/bin/python
-BENCHMARKS=(inference intake hostile http_load zoo batch upload)
+BENCHMARKS=(inference intake body hostile http_load zoo batch upload)
 for name in "${BENCHMARKS[@]}"; do
   $PY -m "bench.$name"
 done

@@ -13,8 +13,10 @@ from functools import cache
 #: mallopt's M_MMAP_THRESHOLD (glibc's malloc.h).
 _M_MMAP_THRESHOLD = -3
 #: Blocks from this size up get pages of their own, unmapped as soon as they are freed:
-#: a decoded photo's pixels, never the small allocations of a request.
-LARGE_BLOCK_BYTES = 1024 * 1024
+#: Pillow's 16 MB blocks of a large photo's pixels. Smaller ones come from the heap,
+#: where their pages are reused: at 1 MB, a phone photo's 2.7 MB body and every array
+#: made from it were fresh pages, faulted in at about 1 ms a MB (bench/results/body.md).
+LARGE_BLOCK_BYTES = 8 * 1024 * 1024
 
 
 @cache

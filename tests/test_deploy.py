@@ -43,6 +43,34 @@ def test_gunicorn_serves_with_our_config():
     assert "Using worker: gthread" in output  # our gunicorn.conf.py was used
 
 
+@pytest.mark.slow
+def test_a_worker_is_replaced_when_its_memory_grows_not_after_a_count_of_requests():
+    """Every worker holds more than 50 MB, so each one serves a request and is replaced;
+    under the default limit 30 requests leave the same workers."""
+    photo = images.jpeg()
+
+    def classify(server):
+        answer = requests.post(server.base + "/api/v1/classify",
+                               files={"image": ("a.jpg", photo, "image/jpeg")}, timeout=30)
+        assert answer.status_code == 200
+
+    with gunicorn(workers=1, env={"NOTHOTDOG_MAX_WORKER_RSS_MB": "50"}, capture_output=True) as server:
+        server.wait_ready(workers=1, timeout=30)
+        first = server.workers()[0].pid
+        classify(server)
+        assert server.wait_replaced(first, workers=1, timeout=30) is not None
+        server.wait_ready(workers=1, timeout=30)
+        classify(server)  # the replacement answers
+    assert "NOTHOTDOG_MAX_WORKER_RSS_MB): replacing it" in server.process.stdout.read()
+
+    with gunicorn(workers=1) as server:
+        server.wait_ready(workers=1, timeout=30)
+        before = [worker.pid for worker in server.workers()]
+        for _ in range(30):
+            classify(server)
+        assert [worker.pid for worker in server.workers()] == before
+
+
 def _cores_of(server) -> list[set[int]]:
     return [set(os.sched_getaffinity(worker.pid)) for worker in server.workers()]
 

@@ -1,0 +1,115 @@
+"""A photo's way through the server, against the floor under it.
+
+The floor of a request is its JPEG's decode (as the app decodes it, at the reduced
+scale it asks for) plus the hot dog network's inference, both in-process and timed in
+this run. For a 512-px photo and a 12-megapixel phone photo (2.7 MB) this measures, at
+concurrency 1, the median of:
+- `predict_bytes` in-process (the floor plus resizing);
+- the request through gunicorn (our gunicorn.conf.py, one worker) as a multipart form,
+  sent by wrk (a Python client would add its own milliseconds), and its ratio to the
+  floor (target: 1.15x at most);
+and profiles the app's own path (Flask's test client, no socket) for the 12 MP photo:
+where its time goes, by function, per request.
+
+    .venv/bin/python -m bench.body
+"""
+
+from __future__ import annotations
+
+import cProfile
+import pstats
+import statistics
+import tempfile
+from pathlib import Path
+
+from bench.common import report, timed
+from bench.http_load import multipart, wrk
+from classifier.intake import decode_image, draft_size, fit_to_input
+from tests import images
+from tests.browser.helpers import twelve_megapixels
+from tests.servers import gunicorn
+
+ROUNDS = 40
+URL = "/api/v1/classify?model=hotdog"  # wrk's requests go to the default model: hotdog
+
+
+def p50(samples: list[float]) -> float:
+    return round(statistics.median(samples), 2)
+
+
+def in_process(photo: bytes, model) -> dict:
+    size = model.input_size
+    decode = p50(timed(lambda _: decode_image(photo, draft_size=draft_size(size)), ROUNDS))
+    pixels = fit_to_input(decode_image(photo, draft_size=draft_size(size)), size)
+    inference = p50(timed(lambda _: model.predict_pixels(pixels), ROUNDS))
+    return {"decode_ms": decode, "inference_ms": inference, "floor_ms": round(decode + inference, 2),
+            "predict_bytes_ms": p50(timed(lambda _: model.predict_bytes(photo), ROUNDS))}
+
+
+def through_gunicorn(photos: dict[str, bytes], seconds: int = 8) -> dict:
+    """Median latency of each photo, one connection of wrk for `seconds`."""
+    result = {}
+    with tempfile.TemporaryDirectory() as folder, gunicorn(workers=1) as server:
+        server.wait_ready(workers=1, timeout=60)
+        for kind, photo in photos.items():
+            body = Path(folder) / "photo.body"
+            body.write_bytes(multipart("photo.jpg", photo))
+            wrk(server.base, [body], 1, 2)  # warm-up
+            measured = wrk(server.base, [body], 1, seconds)
+            assert measured["errors"] == 0, measured
+            result[kind] = {"gunicorn_ms": measured["p50_ms"]}
+    return result
+
+
+def app_profile(photo: bytes, client, top: int = 8) -> list[dict]:
+    """The functions the app's own path spends most time in, ms per request."""
+    def post():
+        client.post(URL, data=photo, content_type="image/jpeg").get_data()
+
+    for _ in range(3):
+        post()
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(ROUNDS):
+        post()
+    profile.disable()
+    stats = pstats.Stats(profile).stats
+    rows = sorted(((value[2], key) for key, value in stats.items()), reverse=True)[:top]
+    return [{"function": f"{name} ({file.rsplit('/', 1)[-1]}:{line})", "ms": round(1000 * t / ROUNDS, 2)}
+            for t, (file, line, name) in rows]
+
+
+def run() -> dict:
+    from app import create_app
+    from webapp.classify import registry
+
+    app = create_app()
+    with app.app_context():
+        model = registry().models["hotdog"]
+    photos = {"512 px": images.jpeg(512, 384, seed=1), "12 MP": twelve_megapixels()}
+    result = {"photos": {kind: {"bytes": len(photo), **in_process(photo, model)}
+                         for kind, photo in photos.items()}}
+    for kind, timings in through_gunicorn(photos).items():
+        entry = result["photos"][kind]
+        entry.update(timings)
+        entry["ratio"] = round(timings["gunicorn_ms"] / entry["floor_ms"], 2)
+    result["profile_12mp"] = app_profile(photos["12 MP"], app.test_client())
+    return result
+
+
+def markdown(result: dict) -> str:
+    lines = ["Concurrency 1, median of 40; floor = decode + inference in-process, this run.", "",
+             "| photo | size | decode | inference | floor | predict_bytes | through gunicorn |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for kind, p in result["photos"].items():
+        lines.append(f"| {kind} | {p['bytes'] / 1e6:.2f} MB | {p['decode_ms']} ms | {p['inference_ms']} ms | "
+                     f"{p['floor_ms']} ms | {p['predict_bytes_ms']} ms | {p['gunicorn_ms']} ms "
+                     f"(**{p['ratio']}x**) |")
+    lines += ["", "Where the app's own path (test client, 12 MP, raw body) spends its time, "
+              "by function (total time), per request:", "", "| function | ms |", "|---|---:|"]
+    lines += [f"| `{row['function']}` | {row['ms']} |" for row in result["profile_12mp"]]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    report("body", run(), markdown)
