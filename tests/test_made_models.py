@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 import time
 import zipfile
@@ -155,6 +156,8 @@ def test_a_made_model_is_served_at_once_and_everywhere(client, folders):
     listed = {m["name"]: m for m in client.get("/api/v1/models").get_json()["models"]}
     assert listed["fruit"]["runtime"]["features_of"] == "imagenet"  # no network of its own
     assert client.get("/models/fruit").status_code == 200
+    assert re.search(r'nothotdog_model_info\{file="[^"]+",model="fruit",version="[^"]+"\} 1\.0',
+                     client.get("/metrics").get_data(as_text=True))
 
     token = answer.get_json()["results"][0]["feedback_token"]
     feedback = client.post("/api/v1/feedback", json={"token": token, "correct": False})
@@ -164,6 +167,8 @@ def test_a_made_model_is_served_at_once_and_everywhere(client, folders):
     assert remove(client, "fruit").status_code == 204
     assert classify(client, "fruit", images.jpeg()).get_json()["error"]["code"] == "unknown_model"
     assert leftovers(models) == []
+    assert re.search(r'nothotdog_model_info\{file="[^"]+",model="fruit",version="[^"]+"\} 0\.0',
+                     client.get("/metrics").get_data(as_text=True))
 
 
 def test_other_workers_and_restarts_see_made_and_removed_models(app, folders, tmp_path):

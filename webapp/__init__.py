@@ -92,7 +92,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     for exempt in (api.bp, made.bp, feedback.api, pages.classify_form, make_page.train,
                    make_page.try_it):
         csrf.exempt(exempt)
-    metrics.register(app, map(registry.get, registry.names()))
+    metrics.register(app, registry)
     errors.register(app)
     security.register(app)
     return app

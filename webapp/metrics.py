@@ -43,12 +43,32 @@ MODELS = Gauge("nothotdog_model_info", "Models loaded (1), by name, version and 
                ["model", "version", "file"], multiprocess_mode="liveall")
 
 
-def register(app: Flask, models) -> None:
-    for model in models:
-        MODELS.labels(model.name, model.version, model.runtime.file).set(1)
+class ModelsShown:
+    """Keeps `nothotdog_model_info` to the models `registry` serves, made ones included:
+    a model made or removed (the registry swaps its dict) shows at the next request.
+    A model gone is set to 0 rather than removed: multiprocess files keep a series."""
+
+    def __init__(self, registry):
+        self.registry, self.seen, self.shown = registry, None, set()
+
+    def update(self) -> None:
+        if self.registry.models is self.seen:
+            return
+        self.seen = self.registry.models
+        current = {(m.name, m.version, m.runtime.file) for m in self.seen.values()}
+        for labels in self.shown - current:
+            MODELS.labels(*labels).set(0)
+        for labels in current:
+            MODELS.labels(*labels).set(1)
+        self.shown = current
+
+
+def register(app: Flask, registry) -> None:
+    shown = ModelsShown(registry)
 
     @app.before_request
     def start_timer():
+        shown.update()
         g.request_started = time.perf_counter()
 
     @app.after_request
