@@ -59,6 +59,16 @@ def app(tmp_path_factory):
     yield app
 
 
+@pytest.fixture(scope="session")
+def colours_run(tmp_path_factory):
+    """(root, model directory, work folder) of tests/test_pipeline.py's model of three
+    textures, trained once for every test that needs a small trained model (their files
+    run in one xdist worker: SAME_WORKER below)."""
+    from tests.test_pipeline import train_colours
+
+    return train_colours(tmp_path_factory.mktemp("pipeline"))
+
+
 @pytest.fixture()
 def client(app):
     return app.test_client()
@@ -67,6 +77,26 @@ def client(app):
 @pytest.fixture()
 def runner(app):
     return app.test_cli_runner()
+
+
+# -- parallel workers (pytest-xdist: `-n 2` in pyproject.toml) ----------------------
+
+#: Test files whose tests share a session fixture that is costly to make: all of them
+#: run in one worker, which makes it once (the model of three textures, `colours_run`).
+SAME_WORKER = {"tests/test_pipeline.py": "colours", "tests/test_feedback_loop.py": "colours"}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's loadgroup scheduling, each test on whichever worker is free, except that
+    the files of SAME_WORKER go together. (An `xdist_group` mark would say the same, but
+    xdist 3.8 marks node ids in a way pytest 9.2 ignores, so it groups nothing.)"""
+    from xdist.scheduler import LoadGroupScheduling
+
+    class Scheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return SAME_WORKER.get(nodeid.split("::", 1)[0]) or super()._split_scope(nodeid)
+
+    return Scheduling(config, log)
 
 
 # -- databases for the feedback suite: SQLite, and a real PostgreSQL server ----------

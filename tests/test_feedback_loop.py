@@ -19,7 +19,7 @@ from PIL import Image
 
 from classifier import card as model_card
 from tests import images
-from tests.conftest import SHIPPED_MODELS, require_shared
+from tests.conftest import SHIPPED_MODELS
 from tests.servers import gunicorn
 from tests.test_pipeline import CLASSES, IMAGE_SIZE, make_photos
 
@@ -48,14 +48,15 @@ def vertical_stripes(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def test_corrections_flow_into_the_next_version(tmp_path):
-    require_shared("weights", "mobilenet_v2")
+def test_corrections_flow_into_the_next_version(tmp_path, colours_run):
+    """The first version is tests/test_pipeline.py's model of three textures (trained
+    once a session, on the same photos), copied: this test retrains it."""
     from webapp import create_app
     from webapp.db import Feedback, db, upgrade_database
 
     make_photos(tmp_path / "train", per_class=14, seed=1)
     models = tmp_path / "models"
-    train(tmp_path / "train", models / "colours", tmp_path / "work1")
+    shutil.copytree(colours_run[1], models / "colours")
     first_version = model_card.load(models / "colours")["version"]
     settings = {"TESTING": True, "MODELS_DIR": models, "DEFAULT_MODEL": "colours",
                 "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite'}",

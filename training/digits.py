@@ -159,14 +159,29 @@ def as_canvas(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     thicker than MNIST's, somewhere off-centre."""
     size = round(CANVAS * rng.uniform(0.45, 0.7))
     big = Image.fromarray(digit).resize((size, size), Image.Resampling.BILINEAR)
-    big = big.filter(ImageFilter.MaxFilter(int(rng.choice([3, 5, 7]))))
+    big = max_filter(big, int(rng.choice([3, 5, 7])))
     canvas = Image.new("L", (CANVAS, CANVAS), 0)
     room = CANVAS - size
     canvas.paste(big, (int(rng.integers(0, room + 1)), int(rng.integers(0, room + 1))))
     canvas = Image.eval(canvas, lambda v: 255 - v).convert("RGB")
     buffer = io.BytesIO()
-    canvas.save(buffer, "PNG")
+    canvas.save(buffer, "PNG", compress_level=1)  # the pixels are the same at any level; 1 is quickest
     return buffer.getvalue()
+
+
+def max_filter(image: Image.Image, size: int) -> Image.Image:
+    """Pillow's ImageFilter.MaxFilter(size) (the edges repeated outwards), pixel for
+    pixel, as the maxima of shifted rows, then of shifted columns: a tenth of its time."""
+    reach = size // 2
+    padded = np.pad(np.asarray(image), reach, mode="edge")
+    height, width = padded.shape[0] - 2 * reach, padded.shape[1] - 2 * reach
+    rows = padded[:height].copy()
+    for shift in range(1, size):
+        np.maximum(rows, padded[shift:shift + height], out=rows)
+    out = rows[:, :width].copy()
+    for shift in range(1, size):
+        np.maximum(out, rows[:, shift:shift + width], out=out)
+    return Image.fromarray(out)
 
 
 def as_png(digit: np.ndarray) -> bytes:
