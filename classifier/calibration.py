@@ -122,13 +122,9 @@ class Calibration:
 def calibrate(logits: np.ndarray, labels: np.ndarray, target: float) -> Calibration:
     """Temperature and level from held-out answers' logits and true labels."""
     held_out = cross_validated(logits, labels)
-    confidence = held_out.max(axis=1)
-    level = level_for(confidence, target)
-    given = confidence >= level
-    right = held_out.argmax(axis=1) == labels
+    level = level_for(held_out.max(axis=1), target)
     return Calibration(temperature=fit_temperature(logits, labels), not_sure_below=level,
-                       answers=len(labels), not_sure_share=float(1 - given.mean()),
-                       given_accuracy=float(right[given].mean()) if given.any() else 0.0)
+                       answers=len(labels), **not_sure_figures(held_out, labels, level))
 
 
 def rule(target: float) -> str:

@@ -73,8 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     card["calibration"] = calibrated
     command = training_card.reproduce_command("training.calibrate",
                                              list(sys.argv[1:] if argv is None else argv))
-    card["reproduce"] = "\n".join([*(line for line in card["reproduce"].splitlines()
-                                     if "training.calibrate" not in line), command])
+    card["reproduce"] = training_card.with_command(card["reproduce"], command, "training.calibrate")
     model_card.write(args.out, card)
     for variant, figures in calibrated["variants"].items():
         log.info("%s %s: temperature %.3f, not sure below %.4f", card["name"], variant,

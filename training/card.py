@@ -86,6 +86,12 @@ def reproduce_command(module: str, argv: Sequence[str]) -> str:
 
 # == Intended use and limitations ===============================================
 
+def with_command(reproduce: str, command: str, marker: str) -> str:
+    """A card's `reproduce` with `command` last, in place of an earlier line holding
+    `marker` (the same step run again)."""
+    return "\n".join([*(line for line in reproduce.splitlines() if marker not in line), command])
+
+
 def notes(name: str) -> dict:
     """The card's `intended_use` and `limitations` for model `name`, from
     training/cards/NAME.md; none if there is no such file (a model of one's own may go

@@ -400,9 +400,8 @@ def recalibrate(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 1
     card.pop("not_sure_below", None)  # the uncalibrated level it replaces
     card.update(results)
-    card["reproduce"] = "\n".join([*(line for line in card["reproduce"].splitlines()
-                                     if "--calibrate-only" not in line),
-                                   training_card.reproduce_command("training.digits", argv)])
+    card["reproduce"] = training_card.with_command(
+        card["reproduce"], training_card.reproduce_command("training.digits", argv), "--calibrate-only")
     model_card.write(args.out, card)
     print(training_card.summary(card))
     return 0
