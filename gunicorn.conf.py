@@ -4,10 +4,38 @@ import os
 import shutil
 import tempfile
 
+from gunicorn.workers.gthread import ThreadWorker
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+
+
+class FairThreadWorker(ThreadWorker):
+    """gunicorn's gthread worker, keeping a connection alive after a response only while
+    it holds at most twice as many connections as it has threads.
+
+    Why: a kept-alive connection stays with the worker that accepted it, and whichever
+    worker is awake when clients connect accepts them. Under 16 keep-alive connections,
+    one of two workers held all 16 in two runs of four and the machine served half the
+    requests/s (127 against 238-249, 2-core AMD EPYC, bench/results/capacity.md). Past
+    its share a worker closes connections after their response; the clients reconnect
+    and the less busy worker, quicker to accept, takes them. Idle connections still
+    count up to worker_connections (1000): a few slow clients cannot lock workers out,
+    they only cost the others their keep-alive."""
+
+    @property
+    def max_keepalived(self) -> int:
+        if self.nr_conns > 2 * self.cfg.threads:
+            return 0
+        return self._max_keepalived
+
+    @max_keepalived.setter
+    def max_keepalived(self, value: int) -> None:  # set by ThreadWorker.__init__
+        self._max_keepalived = value
+
+
 # Threads share one model copy per process; LiteRT releases the GIL while it computes,
 # so a few threads keep both cores busy while others decode uploads.
-worker_class = "gthread"
+worker_class = FairThreadWorker
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # No preload: each worker loads (and warms up) its own interpreters after the fork.
