@@ -11,20 +11,21 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 
 class FairThreadWorker(ThreadWorker):
     """gunicorn's gthread worker, keeping a connection alive after a response only while
-    it holds at most twice as many connections as it has threads.
+    it holds no more connections than half its threads.
 
     Why: a kept-alive connection stays with the worker that accepted it, and whichever
     worker is awake when clients connect accepts them. Under 16 keep-alive connections,
-    one of two workers held all 16 in two runs of four and the machine served half the
-    requests/s (127 against 238-249, 2-core AMD EPYC, bench/results/capacity.md). Past
-    its share a worker closes connections after their response; the clients reconnect
-    and the less busy worker, quicker to accept, takes them. Idle connections still
-    count up to worker_connections (1000): a few slow clients cannot lock workers out,
-    they only cost the others their keep-alive."""
+    one of two workers held all 16 in two starts of four, and the machine served half
+    the requests/s (127 against 238-249, 2-core AMD EPYC, bench/results/capacity.md).
+    Past its share a worker closes connections after their response; the clients
+    reconnect and the less busy worker, quicker to accept, takes them. Half the threads,
+    not more: at twice the threads, 4 clients could still all sit on one worker (141
+    against 259 requests/s). Idle connections still count up to worker_connections
+    (1000): slow clients cannot lock workers out, they only cost others keep-alive."""
 
     @property
     def max_keepalived(self) -> int:
-        if self.nr_conns > 2 * self.cfg.threads:
+        if self.nr_conns > max(1, self.cfg.threads // 2):
             return 0
         return self._max_keepalived
 
