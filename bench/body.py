@@ -8,6 +8,11 @@ concurrency 1, the median of:
 - the request through gunicorn (our gunicorn.conf.py, one worker) as a multipart form,
   sent by wrk (a Python client would add its own milliseconds), and its ratio to the
   floor (target: 1.15x at most);
+- the same body sent to bench/echo_app.py's two apps, served the same way, which do no
+  photo work: a bare WSGI app (gunicorn and the socket) and a Flask view reading the
+  multipart field (adds Flask and Werkzeug's parser). Floor + the Flask view is the
+  best any Flask app could do: its ratio to the floor says how much of a target is
+  left for our own code;
 and profiles the app's own path (Flask's test client, no socket) for the 12 MP photo:
 where its time goes, by function, per request.
 
@@ -46,18 +51,26 @@ def in_process(photo: bytes, model) -> dict:
             "predict_bytes_ms": p50(timed(lambda _: model.predict_bytes(photo), ROUNDS))}
 
 
+#: What answers the photos through gunicorn: the app, and the two apps of bench/echo_app.py.
+SERVED = {"gunicorn_ms": "app:app", "flask_form_ms": "bench.echo_app:form",
+          "wsgi_body_ms": "bench.echo_app:raw"}
+
+
 def through_gunicorn(photos: dict[str, bytes], seconds: int = 8) -> dict:
-    """Median latency of each photo, one connection of wrk for `seconds`."""
-    result = {}
-    with tempfile.TemporaryDirectory() as folder, gunicorn(workers=1) as server:
-        server.wait_ready(workers=1, timeout=60)
-        for kind, photo in photos.items():
-            body = Path(folder) / "photo.body"
-            body.write_bytes(multipart("photo.jpg", photo))
-            wrk(server.base, [body], 1, 2)  # warm-up
-            measured = wrk(server.base, [body], 1, seconds)
-            assert measured["errors"] == 0, measured
-            result[kind] = {"gunicorn_ms": measured["p50_ms"]}
+    """Median latency of each photo sent to each of `SERVED`, one connection of wrk for
+    `seconds`."""
+    result: dict[str, dict] = {kind: {} for kind in photos}
+    with tempfile.TemporaryDirectory() as folder:
+        for column, target in SERVED.items():
+            with gunicorn(target, workers=1) as server:
+                server.wait_ready(workers=1, timeout=60)
+                for kind, photo in photos.items():
+                    body = Path(folder) / "photo.body"
+                    body.write_bytes(multipart("photo.jpg", photo))
+                    wrk(server.base, [body], 1, 2)  # warm-up
+                    measured = wrk(server.base, [body], 1, seconds)
+                    assert measured["errors"] == 0, measured
+                    result[kind][column] = measured["p50_ms"]
     return result
 
 
@@ -93,6 +106,8 @@ def run() -> dict:
         entry = result["photos"][kind]
         entry.update(timings)
         entry["ratio"] = round(timings["gunicorn_ms"] / entry["floor_ms"], 2)
+        entry["best_flask_ratio"] = round((entry["floor_ms"] + timings["flask_form_ms"]) /
+                                          entry["floor_ms"], 2)
     result["profile_12mp"] = app_profile(photos["12 MP"], app.test_client())
     return result
 
@@ -105,6 +120,14 @@ def markdown(result: dict) -> str:
         lines.append(f"| {kind} | {p['bytes'] / 1e6:.2f} MB | {p['decode_ms']} ms | {p['inference_ms']} ms | "
                      f"{p['floor_ms']} ms | {p['predict_bytes_ms']} ms | {p['gunicorn_ms']} ms "
                      f"(**{p['ratio']}x**) |")
+    lines += ["", "The same bodies to apps that do no photo work (bench/echo_app.py), served the "
+              "same way: what the server alone costs, and the ratio floor + Flask form would "
+              "give (the best any Flask app could reach):", "",
+              "| photo | WSGI, body read | Flask, multipart field read | best Flask ratio |",
+              "|---|---:|---:|---:|"]
+    for kind, p in result["photos"].items():
+        lines.append(f"| {kind} | {p['wsgi_body_ms']} ms | {p['flask_form_ms']} ms | "
+                     f"{p['best_flask_ratio']}x |")
     lines += ["", "Where the app's own path (test client, 12 MP, raw body) spends its time, "
               "by function (total time), per request:", "", "| function | ms |", "|---|---:|"]
     lines += [f"| `{row['function']}` | {row['ms']} |" for row in result["profile_12mp"]]

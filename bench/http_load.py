@@ -10,7 +10,9 @@ Measures, for each server:
 - our app's compute ceiling: the CPU time one mix request costs inside the WSGI
   app (no server, no socket, no load generator), and the requests/s the machine's
   cores could serve at that cost. It says how much of the gap to a throughput
-  target the server could still close, and how much no server can.
+  target the server could still close, and how much no server can;
+- the physical ceiling: the same for the mix's floor, each photo's decode plus the hot
+  dog network's inference in-process (bench/body.py's floor), nothing else.
 wrk (Debian's package) generates the load with bench/wrk_multipart.lua.
 """
 
@@ -98,7 +100,11 @@ def parse_wrk(output: str) -> dict:
 
 def measure_server(name: str, target: str, files: dict[str, list[Path]], seconds: int,
                    workers: int, env: dict[str, str]) -> dict:
-    with gunicorn(target, workers=workers, env={"GUNICORN_MAX_REQUESTS": "0", **env}) as server:
+    # No recycling: neither after a count of requests nor by memory (the naive Keras app
+    # holds more than gunicorn.conf.py's limit for ours, and would be replaced after
+    # every request).
+    recycling = {"GUNICORN_MAX_REQUESTS": "0", "NOTHOTDOG_MAX_WORKER_RSS_MB": "inf"}
+    with gunicorn(target, workers=workers, env={**recycling, **env}) as server:
         cold = first_answer(server, files["512px"][0].read_bytes())
         headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
         for i in range(100):
@@ -143,7 +149,26 @@ def app_cpu_ms(files: list[Path], rounds: int = 100) -> float:
     return (time.process_time() - start) * 1000 / len(batch)
 
 
-def run(seconds: int = 10, workers: int = 2) -> dict:
+def floor_ms(files: list[Path]) -> float:
+    """Mean floor of a mix request: each photo's decode + inference, in-process."""
+    from app import create_app
+    from bench.body import in_process
+    from webapp.classify import registry
+
+    app = create_app()
+    with app.app_context():
+        model = registry().models["hotdog"]
+    floors = [in_process(multipart_photo(path.read_bytes()), model)["floor_ms"] for path in files]
+    return sum(floors) / len(floors)
+
+
+def multipart_photo(body: bytes) -> bytes:
+    """The photo inside one of `bodies`' request bodies."""
+    start = body.index(b"\r\n\r\n") + 4
+    return body[start:body.rindex(f"\r\n--{BOUNDARY}--".encode())]
+
+
+def run(seconds: int = int(os.environ.get("BENCH_SECONDS", "10")), workers: int = 2) -> dict:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk (bench/run.sh does it)")
     env = {"BENCH_FLOAT32_TFLITE": str(tflite_files()["float32"])}
@@ -152,6 +177,7 @@ def run(seconds: int = 10, workers: int = 2) -> dict:
         servers = [measure_server(name, target, files, seconds, workers, env)
                    for name, target in SERVERS.items()]
         cpu_ms = app_cpu_ms(files["mix"])
+        mix_floor_ms = floor_ms(files["mix"])
     naive_rps = servers[-1]["load"]["16"]["requests_per_s"]
     for server in servers:
         server["throughput_ratio_c16"] = round(server["load"]["16"]["requests_per_s"] /
@@ -161,8 +187,12 @@ def run(seconds: int = 10, workers: int = 2) -> dict:
                "requests_per_s": round(cores * 1000 / cpu_ms, 1)}
     ceiling["reached_at_c16"] = round(servers[0]["load"]["16"]["requests_per_s"] /
                                       ceiling["requests_per_s"], 2)
+    physical = {"floor_ms_per_request": round(mix_floor_ms, 2),
+                "requests_per_s": round(cores * 1000 / mix_floor_ms, 1)}
+    physical["reached_at_c16"] = round(servers[0]["load"]["16"]["requests_per_s"] /
+                                       physical["requests_per_s"], 2)
     return {"workers": workers, "seconds_per_run": seconds, "servers": servers,
-            "compute_ceiling": ceiling}
+            "compute_ceiling": ceiling, "physical_ceiling": physical}
 
 
 def markdown(result: dict) -> str:
@@ -189,6 +219,11 @@ def markdown(result: dict) -> str:
                  f"cores could serve at most {c['requests_per_s']} requests/s; "
                  f"{result['servers'][0]['server']} reached {c['reached_at_c16']:.0%} of that "
                  "at concurrency 16, with wrk on the same cores.")
+    p = result["physical_ceiling"]
+    lines.append(f"\nPhysical ceiling: the mix's floor (decode + inference in-process, nothing "
+                 f"else) is {p['floor_ms_per_request']} ms a request, {p['requests_per_s']} "
+                 f"requests/s on {c['cores']} cores; {result['servers'][0]['server']} reached "
+                 f"{p['reached_at_c16']:.0%} of that at concurrency 16.")
     return "\n".join(lines)
 
 
