@@ -126,7 +126,8 @@ model-imagenet: $(VENV)/.dev
 	$(PY) -m training.imagenet --out models/imagenet
 
 ## calibrate: the shipped models' calibrated scores and "not sure" levels again, from
-## each one's own validation split, nothing retrained (about 3 min)
+## each one's own validation split (the photo type's linear head also from its training
+## photos, answered out of fold), nothing retrained (about 5 min)
 # The hot dog's split is that of the run that trained the shipped file (925ffb8's
 # arguments: see its card); the others' are their make targets'.
 calibrate: $(VENV)/.dev

@@ -113,6 +113,8 @@ def test_card_matches_schema_and_describes_the_run(run):
     assert set(per_source) == {"cam", "web"}  # file-name prefixes, never paths
     assert card["training"]["data"]["holdout"]["total"] > 0
     assert set(card["metrics"]) == {"validation", "holdout", "test"}
+    assert {v["answers"] for v in card["calibration"]["variants"].values()} == {
+        card["metrics"]["validation"]["n"]}  # fine-tuned: its level rests on validation
     assert "web" in card["metrics"]["test"]["subsets"]
     assert "# Model card: colours" in (out / "MODEL_CARD.md").read_text()
     assert "intended_use" not in card and "## Limitations" not in (out / "MODEL_CARD.md").read_text()
@@ -440,7 +442,7 @@ def test_a_head_can_read_another_models_network_too(run, tmp_path):
     import shutil
 
     from classifier.registry import ModelRegistry
-    from training import train
+    from training import calibrate, train
 
     root, out, _ = run
     zoo = tmp_path / "models"
@@ -460,6 +462,16 @@ def test_a_head_can_read_another_models_network_too(run, tmp_path):
     with np.load(directory / "head.npz") as head:
         assert head["kernel"].shape == (2 * 1280, len(CLASSES))
     assert card["metrics"]["test"]["accuracy"] >= 0.9, card["metrics"]["test"]["confusion_matrix"]
+    # Its base stayed frozen, so its "not sure" level rests on every training photo too,
+    # each answered out of fold by probes refitted without it (the fine-tuned model's
+    # on validation alone: test_card_matches_schema_and_describes_the_run), and
+    # training.calibrate finds the same level again from the same arguments.
+    answers = (card["metrics"]["validation"]["n"]
+               + train.OUT_OF_FOLD_SPLITS * card["training"]["data"]["train"]["total"])
+    assert {v["answers"] for v in card["calibration"]["variants"].values()} == {answers}
+    assert "training photos answered out of fold" in card["calibration"]["held_out"]
+    assert calibrate.main(arguments) == 0
+    assert model_card.load(directory)["calibration"] == card["calibration"]
     registry = ModelRegistry.from_folder(zoo, "colours", variant="int8")
     assert registry.get("textures").extras == [registry.get("colours").network]
 

@@ -1,12 +1,13 @@
 """Calibrate a trained model's scores again and give it its "not sure" level, from its
-own validation split.
+own validation split (and, for a linear probe, its training photos answered out of fold).
 
     python -m training.calibrate DATA_DIR --out models/NAME [the training options]
 
 Takes the very arguments `training.train` was run with (only the module name
 changes; `--answer-accuracy` sets the target), rebuilds that run's validation split
-with training's own code, and gives each shipped file the temperature and level that
-`training.train` would have given it (`classifier.calibration`). The card's figures
+with training's own code (and its training split, when the base stayed frozen), and
+gives each shipped file the temperature and level that `training.train` would have
+given it (`classifier.calibration`). The card's figures
 that depend on them (each split's "not sure" share and the accuracy of the verdicts
 given) are measured again on the photos the card names. Nothing is retrained.
 
@@ -49,7 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     validation = train.read(splits.validation, size, train.VALIDATION)
     photos = {"validation": validation, "holdout": train.read_holdout(splits, args),
               "test": train.read_test_photos(args, splits.classes)}
-    calibrated = train.calibrate(engines, validation, args)
+    settings = card["training"]["settings"]
+    frozen_base = card["training"]["epochs_run"].get("fine_tune") == 0 and "probe_c" in settings
+    calibrated = train.calibrate(
+        engines, validation, args,
+        train.read(splits.train, size, "training photos") if frozen_base else None,
+        settings.get("probe_c"))
     served = engines[card["metrics_variant"]]
     served.card = dict(served.card, calibration=calibrated)
     for split, split_photos in photos.items():

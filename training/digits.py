@@ -292,8 +292,9 @@ def measure(paths: dict[str, Path], scores: dict[str, np.ndarray], labels: np.nd
     val_x, val_y = validation
     held_out = f"{len(val_y):,} MNIST training digits kept aside"
     engines = {variant: Model(path, CLASSES) for variant, path in paths.items()}
-    calibrated = evaluate.calibration_card(engines, val_x, val_y, args.answer_accuracy,
-                                           "MNIST training digits kept aside")
+    calibrated = evaluate.calibration_card(
+        {variant: (evaluate.held_out_logits(engine, val_x), val_y) for variant, engine in engines.items()},
+        args.answer_accuracy, "MNIST training digits kept aside")
     first = calibrated["variants"][next(iter(paths))]
 
     def score(raw: np.ndarray, truth: np.ndarray, name: str) -> tuple[dict, np.ndarray]:

@@ -118,14 +118,19 @@ def score(probabilities: np.ndarray, labels: np.ndarray, examples: Sequence[Exam
     return result
 
 
-def calibration_card(models: dict[str, Model], pixels: np.ndarray, labels: np.ndarray,
-                     target: float, held_out: str) -> dict:
-    """The card's `calibration` (`classifier.calibration`): for each file in `models`
-    (by variant, loaded without a card so that they score raw), a temperature and a
-    "not sure" level fitted on its answers to held-out `pixels`, for `target`."""
-    variants = {variant: calibration.calibrate(calibration.logits_of(predict_pixels(model, pixels)),
-                                               labels, target).as_card()
-                for variant, model in models.items()}
+def held_out_logits(model: Model, pixels: np.ndarray) -> np.ndarray:
+    """`model`'s logits (up to a constant per photo) for held-out `pixels`, what
+    `calibration_card` fits on; `model` loaded without a card, so that it scores raw."""
+    return calibration.logits_of(predict_pixels(model, pixels))
+
+
+def calibration_card(answers: dict[str, tuple[np.ndarray, np.ndarray]], target: float,
+                     held_out: str) -> dict:
+    """The card's `calibration` (`classifier.calibration`): for each file (by variant)
+    a temperature and a "not sure" level for `target`, fitted on its answers to
+    held-out photos, given as (logits, true labels)."""
+    variants = {variant: calibration.calibrate(logits, labels, target).as_card()
+                for variant, (logits, labels) in answers.items()}
     return {"target": target, "rule": calibration.rule(target),
             "held_out": held_out, "variants": variants}
 
