@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import io
 import re
+import socket
 import urllib.parse
 
 import numpy as np
@@ -220,6 +221,22 @@ def test_a_chunked_upload_over_the_limit_is_413_from_gunicorn(server):
     response = connection.getresponse()
     assert response.status == 413
     assert b"payload_too_large" in response.read()
+
+
+def test_a_body_shorter_than_its_content_length_is_400_raw_or_multipart(server):
+    """A client that announces more than it sends and stops: the body is read whole
+    before it is parsed, and what arrived is neither parsed as a damaged photo nor a 500."""
+    host, port = urllib.parse.urlsplit(server.base).netloc.split(":")
+    form = requests.Request("POST", server.base, files={"image": ("a.jpg", images.jpeg())}).prepare()
+    for body, content_type in ((images.jpeg(), "image/jpeg"), (form.body, form.headers["Content-Type"])):
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(f"POST /api/v1/classify HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
+                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                         + body[:len(body) // 2])
+            sock.shutdown(socket.SHUT_WR)  # sends no more, still reads the answer
+            answer = b"".join(iter(lambda: sock.recv(65536), b""))
+        assert answer.startswith(b"HTTP/1.1 400 "), (content_type, answer[:200])
+        assert b'"bad_request"' in answer and b"ended before the size it announced" in answer
 
 
 def test_hostile_uploads_leave_a_worker_within_its_memory_and_serving(server):

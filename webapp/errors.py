@@ -10,7 +10,7 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
 from classifier.intake import ImageError
 from webapp import present
@@ -83,6 +83,9 @@ def register(app: Flask) -> None:
             return error_response(400, "too_many_files", (
                 f"The form has more than {app.config['MAX_FORM_PARTS']} parts; at most "
                 f"{app.config['MAX_FILES_PER_REQUEST']} photos are accepted at once."))
+        if isinstance(exc, ClientDisconnected):  # webapp.uploads.InMemoryRequest.stream
+            return error_response(400, "bad_request", "The upload ended before the size it "
+                                  "announced (its Content-Length): send it again.")
         code, message = _HTTP_MESSAGES.get(exc.code, ("http_error", exc.description))
         message = message.format(limit=describe_limit(app.config["MAX_CONTENT_LENGTH"]))
         return error_response(exc.code or 500, code, message)

@@ -32,7 +32,8 @@ class InMemoryRequest(Request):
     """Werkzeug spools large uploads to temporary files; we keep them in memory
     (they are bounded by MAX_CONTENT_LENGTH) so nothing a user sends reaches the disk.
     A chunked body, which has no Content-Length to refuse up front, is held to the same
-    limit while it is read: one byte over it is a 413."""
+    limit while it is read: one byte over it is a 413. A body that ends before the
+    length its client announced is a 400, not half a photo."""
 
     def _get_file_stream(self, total_content_length, content_type, filename=None,
                          content_length=None):
@@ -40,10 +41,15 @@ class InMemoryRequest(Request):
 
     @cached_property
     def stream(self):
-        limit = self.max_content_length
-        # gunicorn marks a body it de-chunks itself as terminated (PEP 3333's extension).
-        if self.content_length is None and limit is not None and self.environ.get("wsgi.input_terminated"):
-            return _CappedBody(self.environ["wsgi.input"], limit)
+        limit, length = self.max_content_length, self.content_length
+        # gunicorn marks the bodies it delimits itself as terminated (PEP 3333's
+        # extension), and Werkzeug then reads them to their end unchecked.
+        if self.environ.get("wsgi.input_terminated"):
+            if length is None and limit is not None:  # chunked
+                return _CappedBody(self.environ["wsgi.input"], limit)
+            if length is not None and (limit is None or length <= limit):
+                # Reading zero bytes before `length` raises ClientDisconnected (400).
+                return LimitedStream(self.environ["wsgi.input"], length)
         return super().stream
 
 
