@@ -2,8 +2,8 @@
 as ours does and answer a few bytes of JSON, with no photo work at all.
 
 - `raw`: a bare WSGI callable reading the body in one call: gunicorn and the socket.
-- `form`: a Flask view reading the multipart field `image`: adds Flask and Werkzeug's
-  multipart parser, the fixed cost any Flask app pays for an uploaded file.
+- `form`: a stock Flask view reading the multipart field `image`: adds Flask and
+  Werkzeug's multipart parser (which the app replaced: webapp.form_parser).
 
 Served by the same gunicorn.conf.py as the app, their latency is what no change to our
 code can remove from a request's time.

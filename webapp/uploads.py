@@ -6,7 +6,6 @@ name is used for display and never for anything on disk.
 
 from __future__ import annotations
 
-import io
 import os
 import unicodedata
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from werkzeug.utils import cached_property
 from werkzeug.wsgi import LimitedStream
 
 from webapp.errors import RequestError
+from webapp.form_parser import WholeBodyFormParser, read_body
 
 FIELD = "image"
 RAW_TYPES = ("application/octet-stream",)
@@ -29,15 +29,13 @@ class Upload:
 
 
 class InMemoryRequest(Request):
-    """Werkzeug spools large uploads to temporary files; we keep them in memory
-    (they are bounded by MAX_CONTENT_LENGTH) so nothing a user sends reaches the disk.
-    A chunked body, which has no Content-Length to refuse up front, is held to the same
-    limit while it is read: one byte over it is a 413. A body that ends before the
-    length its client announced is a 400, not half a photo."""
+    """Werkzeug spools large uploads to temporary files; we parse forms in memory
+    (`webapp.form_parser`: they are bounded by MAX_CONTENT_LENGTH), so nothing a user
+    sends reaches the disk. A chunked body, which has no Content-Length to refuse up
+    front, is held to the same limit while it is read: one byte over it is a 413. A body
+    that ends before the length its client announced is a 400, not half a photo."""
 
-    def _get_file_stream(self, total_content_length, content_type, filename=None,
-                         content_length=None):
-        return io.BytesIO()
+    form_data_parser_class = WholeBodyFormParser
 
     @cached_property
     def stream(self):
@@ -48,8 +46,10 @@ class InMemoryRequest(Request):
             if length is None and limit is not None:  # chunked
                 return _CappedBody(self.environ["wsgi.input"], limit)
             if length is not None and (limit is None or length <= limit):
-                # Reading zero bytes before `length` raises ClientDisconnected (400).
-                return LimitedStream(self.environ["wsgi.input"], length)
+                # The server ends the stream at `length`; `read_body` reads it in one
+                # call (Werkzeug's LimitedStream copied it into a fresh zeroed buffer
+                # first: a quarter of a 2.7 MB form's time) and finds a body cut short.
+                return self.environ["wsgi.input"]
         return super().stream
 
 
@@ -93,15 +93,10 @@ def uploads_from_request() -> list[Upload]:
 def _raw_body() -> bytes:
     """The request body. Of a known length it is read in one call: Werkzeug's get_data
     reads 64 KB at a time into a growing buffer, 3 ms of a 2.7 MB photo's request on a
-    2-core AMD EPYC (bench/results/body.md). The stream still holds it to the size limit."""
-    left = request.content_length
-    if left is None:
+    2-core AMD EPYC (bench/results/body.md)."""
+    if request.content_length is None:
         return request.get_data(cache=False)
-    parts = []
-    while left > 0 and (part := request.stream.read(left)):
-        parts.append(part)
-        left -= len(part)
-    return b"".join(parts)
+    return read_body(request.stream, request.content_length)
 
 
 def display_name(filename: str | None, limit: int = 100) -> str:

@@ -1,0 +1,116 @@
+"""Multipart forms parsed from the whole body at once, in memory (python-multipart).
+
+Werkzeug's form parser reads a body 64 KB at a time through gunicorn, which copies what
+it has received ahead on every read, and it moves every piece through a few Python
+buffers: a Flask view that only reads a 2.7 MB phone photo from a form spent 7-9 ms on
+it, against 2.5-2.8 ms for the body read in one call and split by python-multipart
+(its boundary search is `bytes.find`), and 0.9 against 0.4 ms for a 512-px photo
+(2-core AMD EPYC, bench/results/capacity.md). Uploads are bounded by MAX_CONTENT_LENGTH
+and kept in memory anyway, so the body is read whole and the parts are slices of it.
+
+The limits stay Werkzeug's: MAX_FORM_PARTS parts (413, which webapp.errors words as
+too many photos), non-file fields up to MAX_FORM_MEMORY_SIZE (413), a few headers of a
+few of at most `MAX_HEADER_BYTES` a part; a body that is not a complete multipart
+form parses as an empty one, as Werkzeug's does. Nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import io
+
+from python_multipart.multipart import MultipartParseError, MultipartParser
+from werkzeug.datastructures import FileStorage, Headers
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.formparser import FormDataParser
+from werkzeug.http import parse_options_header
+
+#: Bytes of one part header: python-multipart's default (4,224) refused a file name of
+#: 5,000 characters, which Werkzeug took; headers are split with `bytes.find` at about
+#: 150 MB/s, so even a whole body of them costs a fraction of a second.
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class WholeBodyFormParser(FormDataParser):
+    """Werkzeug's `FormDataParser` with its multipart step replaced; every other content
+    type, and what `request.form` and `request.files` give, are unchanged."""
+
+    def _parse_multipart(self, stream, mimetype, content_length, options):
+        boundary = options.get("boundary", "")
+        if not boundary:
+            raise ValueError("Missing boundary")
+        body = stream.read() if content_length is None else read_body(stream, content_length)
+        fields, files = [], []
+        for headers, data in split_parts(body, boundary, self.max_form_parts):
+            _, disposition = parse_options_header(headers.get("Content-Disposition", ""))
+            name = disposition.get("name", "")
+            if "filename" in disposition:
+                files.append((name, FileStorage(io.BytesIO(data), disposition["filename"], name,
+                                                headers=headers)))
+                continue
+            if self.max_form_memory_size is not None and len(data) > self.max_form_memory_size:
+                raise RequestEntityTooLarge()
+            fields.append((name, data.decode(_charset(headers), "replace")))
+        return stream, self.cls(fields), self.cls(files)
+
+
+def split_parts(body: bytes, boundary: str, max_parts: int | None) -> list[tuple[Headers, bytes]]:
+    """Each part of a multipart `body`: its headers and its bytes. More than `max_parts`
+    parts is a 413; a body that is not a complete multipart message a ValueError."""
+    parts: list[tuple[Headers, bytes]] = []
+    headers: list[tuple[str, str]] = []
+    field, value, data = bytearray(), bytearray(), []
+    finished = False
+
+    def part_begin():
+        if max_parts is not None and len(parts) >= max_parts:
+            raise RequestEntityTooLarge()
+        headers.clear()
+        data.clear()
+
+    def header_end():
+        headers.append((field.decode("latin-1").strip(), value.decode("latin-1").strip()))
+        field.clear()
+        value.clear()
+
+    def end():
+        nonlocal finished
+        finished = True
+
+    callbacks = {
+        "on_part_begin": part_begin,
+        "on_header_field": lambda chunk, start, stop: field.extend(chunk[start:stop]),
+        "on_header_value": lambda chunk, start, stop: value.extend(chunk[start:stop]),
+        "on_header_end": header_end,
+        "on_part_data": lambda chunk, start, stop: data.append(chunk[start:stop]),
+        "on_part_end": lambda: parts.append((Headers(headers), b"".join(data))),
+        "on_end": end,
+    }
+    parser = MultipartParser(boundary, callbacks, max_header_size=MAX_HEADER_BYTES)
+    try:
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise ValueError(f"malformed multipart body: {exc}") from None
+    if not finished:
+        raise ValueError("the multipart body ends before its closing boundary")
+    return parts
+
+
+def _charset(headers: Headers) -> str:
+    """A text field's charset: the few a client may name (as Werkzeug allows), else UTF-8."""
+    _, parameters = parse_options_header(headers.get("Content-Type", ""))
+    charset = parameters.get("charset", "").lower()
+    return charset if charset in {"ascii", "us-ascii", "utf-8", "iso-8859-1"} else "utf-8"
+
+
+def read_body(stream, length: int) -> bytes:
+    """`length` bytes of a request's `stream` in as few reads as the server allows
+    (Werkzeug's stream holds the body to the size limit: 413). A body that ends before
+    the length its client announced is a 400, not half a photo."""
+    parts = []
+    while length > 0 and (part := stream.read(length)):
+        parts.append(part)
+        length -= len(part)
+    if length > 0:
+        raise ClientDisconnected()
+    return b"".join(parts)
