@@ -15,8 +15,8 @@ def upload(*files, field="image"):
 
 
 def as_browsers_send(name: str, data: bytes) -> dict:
-    """A one-file form encoded as browsers and `requests` encode it: the test client
-    leaves out the empty line between an empty file's headers and the boundary."""
+    """A one-file form encoded as browsers and `requests` encode it (the test client
+    leaves out the empty line between an empty file's headers and the boundary)."""
     form = requests.Request("POST", "http://localhost/", files={"image": (name, data)}).prepare()
     return {"data": form.body, "content_type": form.headers["Content-Type"]}
 
@@ -58,6 +58,7 @@ def test_model_can_be_named(client):
 
 @pytest.mark.parametrize("kwargs, status, code", [
     (as_browsers_send("a.jpg", b""), 400, "empty_file"),
+    ({"data": upload(("a.jpg", b""))}, 400, "empty_file"),
     ({"data": upload(("a.jpg", images.jpeg()), field="photo")}, 400, "missing_image"),
     ({"data": {}}, 415, "unsupported_media_type"),
     ({"data": "hello", "content_type": "text/plain"}, 415, "unsupported_media_type"),
@@ -247,10 +248,26 @@ def test_uploads_are_never_spooled_to_disk(app, monkeypatch):
         monkeypatch.setattr(tempfile, name, no_disk)
     big = images.jpeg(4000, 3000)
     assert len(big) > 500_000
-    form = upload(("big.jpg", big))
-    with app.test_request_context("/api/v1/classify", method="POST", data=form) as context:
-        stored = context.request.files["image"]
-        assert isinstance(stored.stream, io.BytesIO) and stored.read() == big
+    form = as_browsers_send("big.jpg", big)
+    # With a preamble, the form is read by Werkzeug's parser instead of python-multipart's.
+    with_preamble = {**form, "data": b"A preamble.\r\n" + form["data"]}
+    for body in (form, with_preamble):
+        with app.test_request_context("/api/v1/classify", method="POST", **body) as context:
+            stored = context.request.files["image"]
+            assert isinstance(stored.stream, io.BytesIO) and stored.read() == big
+
+
+def test_forms_python_multipart_refuses_are_read_as_rfc_2046_allows(client):
+    """A preamble before the first boundary line (one of its lines may begin like the
+    boundary), and an empty file as a part of headers only (the empty_file case above)."""
+    form = as_browsers_send("dog.jpg", images.jpeg())
+    boundary = form["content_type"].split("boundary=")[1].encode()
+    for preamble in (b"This is a multipart message.\r\n",
+                     b"A line like a boundary:\r\n--" + boundary + b"-not-it\r\n"):
+        response = client.post("/api/v1/classify", content_type=form["content_type"],
+                               data=preamble + form["data"])
+        assert response.status_code == 200, preamble
+        assert response.get_json()["results"][0]["filename"] == "dog.jpg"
 
 
 def test_several_models_side_by_side(tmp_path):
