@@ -2,9 +2,10 @@
 
 Every file is built here to cost a worker seconds of CPU or gigabytes of memory if
 decoded naively (a JPEG repeating one scan, a 35 MP 16-bit PNG in 200 KB, a 36 MP
-1-bit PNG in 16 KB, millions of empty PNG chunks or JPEG segments, ...), next to the
-legitimate photos at the documented limits. For each: the answer, its wall time, and
-the worker's peak memory (VmHWM) and resident memory after it. The baseline is a
+1-bit PNG in 16 KB, millions of empty PNG chunks or JPEG segments, huge smooth
+pictures in a few hundred KB, ...), next to legitimate photos at the documented
+limits. For each: the answer, its wall time, and the worker's peak memory (VmHWM) and
+resident memory after it. The baseline is a
 12 MP phone JPEG sent to the same worker in the same run.
 
 A second table checks `classifier.decode_cost`'s per-format weights on this CPU:
@@ -36,15 +37,8 @@ def big_photo(width: int, height: int, fmt: str, mode: str = "RGB", **options) -
     return images.encode(Image.fromarray(images.photo_array(width, height)).convert(mode), fmt, **options)
 
 
-def smooth_photo(width: int, height: int, mode: str = "RGB") -> bytes:
-    """A noiseless 40 MP PNG fits the 20 MB upload limit; a real photo's would not."""
-    ramp = Image.linear_gradient("L").resize((width, height))
-    channels = (ramp, ramp.transpose(Image.Transpose.ROTATE_180), Image.new("L", (width, height), 90))
-    return images.encode(Image.merge("RGB", channels).convert(mode), "PNG")
-
-
-def costliest_accepted_jpeg() -> bytes:
-    """40 MP, progressive, with as many scans as the limit allows."""
+def scan_heavy_jpeg() -> bytes:
+    """40 MP, progressive, with as many scans as a JPEG may hold, in 250 KB."""
     scans_in_file = 6  # a progressive greyscale JPEG as Pillow writes it
     return images.jpeg_scan_bomb(7300, 5475, repeats=decode_cost.MAX_JPEG_SCANS - scans_in_file)
 
@@ -56,7 +50,7 @@ def cases() -> list[tuple[str, str, list[bytes]]]:
     return [
         ("scan bomb: 5000x5000 JPEG, a scan repeated 500x", "hotdog", [scan_bomb]),
         ("16 scan bombs in one request", "hotdog", [scan_bomb] * 16),
-        ("costliest accepted JPEG: 40 MP, 100 scans", "hotdog", [costliest_accepted_jpeg()]),
+        ("40 MP JPEG of 100 scans (the most accepted) in 250 KB", "hotdog", [scan_heavy_jpeg()]),
         ("35 MP 16-bit grey PNG", "hotdog", [grey16]),
         ("35 MP 16-bit grey PNG, model=all", "all", [grey16]),
         ("16 x 35 MP 16-bit grey PNG in one request", "hotdog", [grey16] * 16),
@@ -64,8 +58,10 @@ def cases() -> list[tuple[str, str, list[bytes]]]:
         ("PNG of 1.5 M empty chunks", "hotdog", [images.png_chunk_flood(1_500_000)]),
         ("JPEG of 4 M empty comment segments", "hotdog", [images.jpeg_segment_flood(4_000_000)]),
         ("GIF of 5 M empty extensions", "hotdog", [images.gif_extension_flood(5_000_000)]),
-        ("legitimate: 40 MP PNG", "hotdog", [smooth_photo(7300, 5475)]),
-        ("legitimate: 40 MP PNG with alpha", "hotdog", [smooth_photo(7300, 5475, "RGBA")]),
+        ("smooth 40 MP PNG", "hotdog", [images.smooth_png(7300, 5475)]),
+        ("smooth 40 MP PNG with alpha", "hotdog", [images.smooth_png(7300, 5475, "RGBA")]),
+        ("5 x smooth 40 MP PNG with alpha", "hotdog", [images.smooth_png(7300, 5475, "RGBA")] * 5),
+        ("16 x smooth 12 MP PNG", "hotdog", [images.smooth_png(4000, 3000)] * 16),
         ("legitimate: 12 MP HEIC", "hotdog", [big_photo(4000, 3000, "HEIF", quality=80)]),
         ("legitimate: 6 x 12 MP JPEG in one request (18 MB)", "hotdog", [phone] * 6),
     ]
@@ -104,6 +100,10 @@ def format_weights() -> list[dict]:
     """ms per megapixel of each format, decoded as the server does, and the weight
     that implies against PNG next to the one decode_cost uses."""
     photos = {"PNG": big_photo(4000, 3000, "PNG", compress_level=1),
+              **{f"PNG {mode}": big_photo(4000, 3000, "PNG", mode, compress_level=1)
+                 for mode in ("RGBA", "P", "L", "1")},
+              "PNG I;16": images.encode(Image.fromarray(
+                  images.photo_array(4000, 3000)[:, :, 0].astype("uint16") * 257), "PNG", compress_level=1),
               "TIFF": big_photo(4000, 3000, "TIFF", compression="tiff_lzw"),
               "GIF": big_photo(4000, 3000, "GIF"), "WEBP": big_photo(4000, 3000, "WEBP"),
               "BMP": big_photo(4000, 3000, "BMP"), "HEIF": big_photo(4000, 3000, "HEIF", quality=80),

@@ -1,12 +1,14 @@
 """What decoding a photo will cost, known before a pixel is decoded, and the budget a
 request spends it from.
 
-A file's header tells its size and format and, for a JPEG, how many scans it holds;
-together they fix the decoder's work. `decode_work` estimates it in megapixels of PNG
-decoding, and a `DecodeBudget` (one per request, or per file where nothing groups
-files) refuses a photo that would overspend it, so a small upload cannot hold a worker
-for seconds. Files whose structure alone would be slow to walk (millions of empty
-chunks) are refused before Pillow opens them.
+A file's header tells its size, format and mode and, for a JPEG, how many scans it
+holds; together they fix the decoder's work. `decode_work` estimates it in megapixels
+of PNG decoding, and a `DecodeBudget` (one per request, or per file where nothing
+groups files) refuses a photo that would overspend it. What a budget allows grows with
+the bytes sent: a real photo carries about its pixels' worth of data, so a small upload
+of a huge smooth picture cannot hold a worker for seconds, while a large one still may
+(it cost its sender the bandwidth). Files whose structure alone would be slow to walk
+(millions of empty chunks) are refused before Pillow opens them.
 """
 
 from __future__ import annotations
@@ -40,46 +42,72 @@ DECODE_WORK_PER_MEGAPIXEL = {"PNG": 1.0, "TIFF": 1.0, "GIF": 0.7, "WEBP": 0.75, 
                              "HEIF": 4.0}
 JPEG_WORK_PER_MEGAPIXEL = 0.1
 JPEG_WORK_PER_SCAN_MEGAPIXEL = 0.04
+#: The same weights by mode, relative to RGB: decoding costs about in proportion to the
+#: bytes a pixel holds, transparency more. Measured on 12 MP PNGs at zlib's default and
+#: fastest compression (bench.hostile): RGBA 1.3-1.9x, palette 0.45-0.8x, 16-bit grey
+#: 0.43-0.67x, 8-bit grey 0.31-0.32x, 1-bit 0.08-0.09x; each weight is the higher end or
+#: above. Not applied to JPEG, whose cost its scans give, nor to GIF, whose weight was
+#: measured on palettes.
+MODE_WORK = {"RGBA": 2.0, "RGBa": 2.0, "PA": 2.0, "LA": 1.0, "La": 1.0, "P": 0.8,
+             "I;16": 0.7, "I;16B": 0.7, "I;16L": 0.7, "L": 0.35, "1": 0.1}
 #: Decoding work one request may spend (one file, where nothing groups files): about
 #: 4 s on a 2-core AMD EPYC of 2026. 16 phone JPEGs of 12 MP cost 19, one 40 MP PNG 40,
 #: one 12 MP HEIC 48; a request beyond it gets `decoding_too_costly`.
 DEFAULT_DECODE_WORK = 200
+#: ...and only as much of it as the bytes sent allow: any upload may spend
+#: `FREE_DECODE_WORK` (0.3-0.5 s), and `DECODE_WORK_PER_MEGABYTE` more for each MB. A
+#: 12 MP phone HEIC (1-3 MB) needs 48 and gets 75-175; a phone JPEG needs 1-5. A smooth
+#: 40 MP PNG of 170 KB (40-80 units: 1 s) or five in one request (4 s) are refused.
+FREE_DECODE_WORK = 25
+DECODE_WORK_PER_MEGABYTE = 50
 
 
 class DecodeBudget:
-    """The decoding work a request may still spend (see `decode_work`). Shared by every
-    decode of the request's photos, so 16 photos cannot cost 16 times the limit. A
-    photo decoded again in the same request (for its preview) is charged once: its
-    bytes are recognised by identity, as they stay alive with the request."""
+    """The decoding work a request may spend (see `decode_work`): at most `work`, and
+    no more than its photos' bytes allow (`allowed`). Shared by every decode of the
+    request's photos, so 16 photos cannot cost 16 times the limit. A photo decoded again
+    in the same request (for its preview) is charged once: its bytes are recognised by
+    identity, as they stay alive with the request."""
 
     def __init__(self, work: float = DEFAULT_DECODE_WORK):
-        self.limit = self.left = work
+        self.limit = work
+        self.spent = 0.0
+        self.received = 0  # bytes of the photos paid for
         self._paid: set[int] = set()
+
+    def allowed(self, received: int) -> float:
+        """The work photos of `received` bytes in all may cost."""
+        return min(self.limit, FREE_DECODE_WORK + DECODE_WORK_PER_MEGABYTE * received / 1e6)
 
     def spend(self, work: float, data: bytes) -> None:
         if id(data) in self._paid:
             return
-        if work > self.limit:
+        if work > self.allowed(len(data)):
             raise DecodingTooCostly(
-                f"This photo would take too long to decode ({work:.0f} units of work; the "
-                f"limit is {self.limit:.0f}): send it smaller, or as a JPEG.")
-        if work > self.left:
+                f"This photo would take too long to decode for a file of its size ({work:.0f} "
+                f"units of work; {len(data) / 1e3:,.0f} KB may cost {self.allowed(len(data)):.0f}): "
+                "send it with fewer pixels, or as a JPEG.")
+        if self.spent + work > self.allowed(self.received + len(data)):
             raise DecodingTooCostly(
                 "The photos in this request together would take too long to decode: "
                 "send fewer at once.")
-        self.left -= work
+        self.spent += work
+        self.received += len(data)
         self._paid.add(id(data))
 
 
 def decode_work(image: Image.Image, data: bytes) -> float:
     """What decoding `image` (opened, not yet loaded, from `data`) will cost, in
-    megapixels of PNG decoding (`DECODE_WORK_PER_MEGAPIXEL`). A JPEG costs by its
+    megapixels of RGB PNG decoding (`DECODE_WORK_PER_MEGAPIXEL`, `MODE_WORK`). A JPEG costs by its
     scans, counted from its bytes: in entropy-coded data 0xFF is always followed by
     0x00, so each b"\\xff\\xda" is a start-of-scan marker (or, harmlessly, data in a
     metadata segment, which only over-counts)."""
     megapixels = image.size[0] * image.size[1] / 1e6
+    if image.format == "GIF":
+        return megapixels * DECODE_WORK_PER_MEGAPIXEL["GIF"]
     if image.format != "JPEG":
-        return megapixels * DECODE_WORK_PER_MEGAPIXEL.get(image.format, 1.0)
+        return (megapixels * DECODE_WORK_PER_MEGAPIXEL.get(image.format, 1.0)
+                * MODE_WORK.get(image.mode, 1.0))
     scans = count_pairs(data, 0xFF, 0xDA)
     if scans > MAX_JPEG_SCANS:
         raise DecodingTooCostly(

@@ -77,6 +77,37 @@ def test_a_35_megapixel_16_bit_png_is_classified_and_16_of_them_are_refused_as_o
     assert "together" in response.get_json()["error"]["message"]
 
 
+def test_a_small_file_of_a_huge_smooth_picture_is_refused_for_its_size(client):
+    """20 MP of ramps with transparency in 100 KB: 40 units of work (most of a second),
+    which a file of a real photo's megabytes may cost, and this one may not."""
+    smooth = images.smooth_png(5000, 4000, "RGBA")
+    assert len(smooth) < 150_000
+    response = send(client, smooth)
+    assert response.status_code == 422
+    assert error_code(response) == "decoding_too_costly"
+    assert "for a file of its size" in response.get_json()["error"]["message"]
+
+
+def test_small_files_that_together_would_cost_seconds_are_refused_as_one_request(client):
+    """Each 12 MP of ramps (40 KB) may be decoded; sixteen in 700 KB cost 2.2 s before."""
+    smooth = images.smooth_png(4000, 3000)
+    assert send(client, smooth).status_code == 200
+    response = send(client, *[smooth] * 4)
+    assert response.status_code == 422
+    assert "together" in response.get_json()["error"]["message"]
+
+
+def test_what_a_budget_allows_grows_with_the_bytes_sent():
+    budget = DecodeBudget(200)
+    assert budget.allowed(0) == decode_cost.FREE_DECODE_WORK
+    assert budget.allowed(1_000_000) == decode_cost.FREE_DECODE_WORK + decode_cost.DECODE_WORK_PER_MEGABYTE
+    assert budget.allowed(10**9) == 200
+    heic_12_mp = 12 * decode_cost.DECODE_WORK_PER_MEGAPIXEL["HEIF"]
+    DecodeBudget(200).spend(heic_12_mp, bytes(1_000_000))  # a phone's HEIC: 1-3 MB
+    with pytest.raises(DecodingTooCostly, match="for a file of its size"):
+        DecodeBudget(200).spend(heic_12_mp, bytes(100_000))
+
+
 def test_a_huge_blank_1_bit_png_sent_to_the_digit_reader_is_a_clear_no_digit(client):
     response = client.post("/api/v1/classify?model=digits", data=images.png_1bit(6000, 6000),
                            headers={"Content-Type": "image/png"})
@@ -104,6 +135,8 @@ def test_decode_work_follows_format_size_and_scans():
     baseline = decode_work(*opened(images.encode(base, "JPEG")))
     progressive = decode_work(*opened(images.encode(base, "JPEG", progressive=True)))
     assert png == pytest.approx(1.0)
+    assert decode_work(*opened(images.encode(base.convert("RGBA"), "PNG"))) == pytest.approx(2.0)
+    assert decode_work(*opened(images.encode(base.convert("L"), "PNG"))) < png
     assert baseline == pytest.approx(decode_cost.JPEG_WORK_PER_MEGAPIXEL)
     assert baseline < progressive < png
 
