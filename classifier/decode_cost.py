@@ -64,29 +64,34 @@ DECODE_WORK_PER_MEGABYTE = 50
 
 class DecodeBudget:
     """The decoding work a request may spend (see `decode_work`): at most `work`, and
-    no more than its photos' bytes allow (`allowed`). Shared by every decode of the
-    request's photos, so 16 photos cannot cost 16 times the limit. A photo decoded again
-    in the same request (for its preview) is charged once: its bytes are recognised by
-    identity, as they stay alive with the request."""
+    no more than its photos' bytes allow (`allowed`), or, given `sent`, the bytes the
+    client sent for all of them (a zip's size, not what its photos unpack to). Shared by
+    every decode of the request's photos, so 16 photos cannot cost 16 times the limit. A
+    photo decoded again in the same request (for its preview) is charged once: its bytes
+    are recognised by identity, as they stay alive with the request."""
 
-    def __init__(self, work: float = DEFAULT_DECODE_WORK):
+    def __init__(self, work: float = DEFAULT_DECODE_WORK, *, sent: int | None = None):
         self.limit = work
+        self.sent = sent
         self.spent = 0.0
         self.received = 0  # bytes of the photos paid for
         self._paid: set[int] = set()
 
     def allowed(self, received: int) -> float:
-        """The work photos of `received` bytes in all may cost."""
-        return min(self.limit, FREE_DECODE_WORK + DECODE_WORK_PER_MEGABYTE * received / 1e6)
+        """The work photos of `received` bytes in all may cost (`sent`'s, if given)."""
+        sent = received if self.sent is None else self.sent
+        return min(self.limit, FREE_DECODE_WORK + DECODE_WORK_PER_MEGABYTE * sent / 1e6)
 
     def spend(self, work: float, data: bytes) -> None:
         if id(data) in self._paid:
             return
         if work > self.allowed(len(data)):
+            basis, size = (("a file of its size", len(data)) if self.sent is None
+                           else ("the bytes sent", self.sent))
             raise DecodingTooCostly(
-                f"This photo would take too long to decode for a file of its size ({work:.0f} "
-                f"units of work; {len(data) / 1e3:,.0f} KB may cost {self.allowed(len(data)):.0f}): "
-                "send it with fewer pixels, or as a JPEG.")
+                f"This photo would take too long to decode for {basis} ({work:.0f} units of "
+                f"work; {size / 1e3:,.0f} KB may cost {self.allowed(len(data)):.0f}): send it "
+                "with fewer pixels, or as a JPEG.")
         if self.spent + work > self.allowed(self.received + len(data)):
             raise DecodingTooCostly(
                 "The photos in this request together would take too long to decode: "

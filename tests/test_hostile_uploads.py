@@ -106,6 +106,9 @@ def test_what_a_budget_allows_grows_with_the_bytes_sent():
     DecodeBudget(200).spend(heic_12_mp, bytes(1_000_000))  # a phone's HEIC: 1-3 MB
     with pytest.raises(DecodingTooCostly, match="for a file of its size"):
         DecodeBudget(200).spend(heic_12_mp, bytes(100_000))
+    zipped = DecodeBudget(200, sent=100_000)  # a zip's size, whatever its photos unpack to
+    with pytest.raises(DecodingTooCostly, match="for the bytes sent"):
+        zipped.spend(heic_12_mp, bytes(1_000_000))
 
 
 def test_a_huge_blank_1_bit_png_sent_to_the_digit_reader_is_a_clear_no_digit(client):

@@ -279,6 +279,22 @@ def test_bad_requests_get_a_clear_4xx_and_leave_nothing(client, folders, fields,
         assert remove(client, "fine").status_code == 204
 
 
+def test_photos_padded_to_look_large_may_cost_only_what_their_zip_weighs(client, folders):
+    """Ten smooth 12 MP PNGs, each padded with 2 MB of zeros the zip squeezes out: 20 MB
+    unpacked would allow all their decoding (120 units), the 0.4 MB sent allows 46."""
+    smooth = images.smooth_png(4000, 3000)
+    padded = smooth[:33] + images.png_chunk(b"paDd", bytes(2_000_000)) + smooth[33:]  # after IHDR
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for i in range(10):
+            zipped.writestr(f"{'ab'[i % 2]}/{i}.png", padded)
+    assert len(buffer.getvalue()) < 500_000
+    response = make(client, name="padded", photos=buffer.getvalue())
+    assert response.status_code == 422
+    assert response.get_json()["error"]["code"] == "decoding_too_costly"
+    assert leftovers(folders[0]) == []
+
+
 def test_an_archive_that_unpacks_to_too_much_is_refused_before_it_is_read(monkeypatch):
     """Twelve members of 10 MB of zeros, each honestly declared and within the per-photo
     limit: a zip of about 120 KB that would be 120 MB in memory."""

@@ -123,8 +123,9 @@ def make_model():
     reg = registry()
     if name in reg.models:
         raise _name_taken(name)
+    archive = upload.read()
     try:
-        photos = class_photos(upload.read(), max_file_bytes=current_app.config["MAX_CONTENT_LENGTH"])
+        photos = class_photos(archive, max_file_bytes=current_app.config["MAX_CONTENT_LENGTH"])
     except ArchiveError as exc:
         raise RequestError(422, "bad_archive", str(exc)) from None
     try:
@@ -132,7 +133,8 @@ def make_model():
             Path(current_app.config["MODELS_DIR"]), base_model(),
             name=name, title=title, description=request.form.get("description", ""),
             photos=photos, made_by=made_by,
-            budget=DecodeBudget(current_app.config["MADE_MODEL_DECODE_WORK"]), extras=extra_models())
+            budget=DecodeBudget(current_app.config["MADE_MODEL_DECODE_WORK"], sent=len(archive)),
+            extras=extra_models())
     except made_models.NameTaken:
         raise _name_taken(name) from None
     reg.refresh(every=0)  # this worker serves it from the next request on

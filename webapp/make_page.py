@@ -56,12 +56,11 @@ def train():
     title = request.form.get("title", "").strip() or "My model"
     try:
         made_models.check_title(title)
-        photos = _sent_photos()
+        photos, budget = _sent_photos()
     except (ValueError, ArchiveError) as exc:
         raise RequestError(422, "bad_archive", str(exc)) from None
     base = base_model()
-    trained = made_models.train(base, photos, DecodeBudget(current_app.config["MADE_MODEL_DECODE_WORK"]),
-                                extra_models())
+    trained = made_models.train(base, photos, budget, extra_models())
     return jsonify(token=_signer().dumps(_as_fields(title, base, trained)), title=title,
                    classes=trained.classes, photos=trained.per_class,
                    estimate={"accuracy": trained.estimate.accuracy, "folds": trained.estimate.folds,
@@ -110,11 +109,14 @@ def keep():
     return jsonify(model=summary(card)), 201
 
 
-def _sent_photos() -> dict[str, list[Photo]]:
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    archive = request.files.get(ARCHIVE_FIELD)
-    if archive is not None:
-        return class_photos(archive.read(), max_file_bytes=limit)
+def _sent_photos() -> tuple[dict[str, list[Photo]], DecodeBudget]:
+    """The photos by class, and the decoding work they may cost: by the bytes sent, which
+    for a zip is its own size, not what its photos unpack to."""
+    limit, work = current_app.config["MAX_CONTENT_LENGTH"], current_app.config["MADE_MODEL_DECODE_WORK"]
+    upload = request.files.get(ARCHIVE_FIELD)
+    if upload is not None:
+        archive = upload.read()
+        return class_photos(archive, max_file_bytes=limit), DecodeBudget(work, sent=len(archive))
     names = [name.strip() for name in request.form.getlist("class")]
     if len(set(names)) != len(names) or not all(names):
         raise ArchiveError("Give every class a name of its own.")
@@ -122,7 +124,7 @@ def _sent_photos() -> dict[str, list[Photo]]:
                      for f in request.files.getlist(f"photos-{index}")]
               for index, name in enumerate(names)}
     check_counts(photos)
-    return photos
+    return photos, DecodeBudget(work)
 
 
 def _signer() -> URLSafeTimedSerializer:
