@@ -58,12 +58,17 @@ def heat_layer(grid: np.ndarray, size: int = LAYER_SIZE) -> Image.Image:
     return Image.fromarray(np.concatenate([colours, alpha], axis=-1), "RGBA")
 
 
-def explanation(features: np.ndarray, head_file: Path, class_index: int, label: str) -> dict:
-    """What the API adds with explain=true: the grid of values and the heat layer."""
+def explanation(features: np.ndarray, head_file: Path, class_index: int, label: str, *,
+                overlay: bool = True) -> dict:
+    """What the API adds with explain=true: the grid of values and the heat layer
+    (`overlay`: False leaves the layer to the caller, who draws it from the grid, as
+    the upload page does; it is most of an explanation's cost)."""
     kernel, _ = head_weights(head_file)
     grid = activation_map(features, kernel, class_index)
-    return {"label": label, "grid": np.round(grid, 3).tolist(),
-            "overlay": data_uri(heat_layer(grid), "PNG", compress_level=1)}
+    answer = {"label": label, "grid": np.round(grid, 3).tolist()}
+    if overlay:
+        answer["overlay"] = data_uri(heat_layer(grid), "PNG", compress_level=1)
+    return answer
 
 
 def _colour_scale() -> np.ndarray:

@@ -55,14 +55,15 @@ class Answer:
 
 
 def classify(models: Sequence[Model], data: bytes, *, explain: Collection[str] = (),
-             budget: DecodeBudget | None = None) -> dict[str, Answer]:
+             overlays: bool = True, budget: DecodeBudget | None = None) -> dict[str, Answer]:
     """Every model's answer about the photo in `data`, by model name; the models named
-    in `explain` also say where they saw it. Raises `intake.ImageError` for a file
-    that is not a usable photo; `budget` is the request's decoding budget."""
+    in `explain` also say where they saw it (with a heat layer to show, unless not
+    `overlays`). Raises `intake.ImageError` for a file that is not a usable photo;
+    `budget` is the request's decoding budget."""
     inputs = model_inputs(models, data, budget)
     predictions = predict_together(models, inputs, features=set(explain))
     return {model.name: Answer(model, predictions[model.name], inputs[model.name],
-                               _explanation(model, predictions[model.name])
+                               _explanation(model, predictions[model.name], overlays)
                                if model.name in explain else None)
             for model in models}
 
@@ -82,6 +83,6 @@ def model_inputs(models: Sequence[Model], data: bytes, budget: DecodeBudget | No
     return {model.name: model.prepare(image) for model in models}
 
 
-def _explanation(model: Model, prediction: Prediction) -> dict:
+def _explanation(model: Model, prediction: Prediction, overlay: bool) -> dict:
     return explanation(prediction.features, model.head_file,
-                       model.labels.index(prediction.label), prediction.label)
+                       model.labels.index(prediction.label), prediction.label, overlay=overlay)

@@ -183,6 +183,19 @@ def test_all_models_answer_for_each_photo_with_one_decode_and_one_run_per_networ
         assert result["models"]["pizza"]["scores"] == pytest.approx(alone["scores"], abs=0.02)
 
 
+def test_explanations_come_with_a_heat_layer_or_as_the_grid_alone(client):
+    photo = images.jpeg()
+    answers = {explain: client.post(f"/api/v1/classify?model=all&explain={explain}", data=photo,
+                                    content_type="image/jpeg").get_json()["results"][0]["models"]
+               for explain in ("true", "grid", "yes")}
+    for name, answer in answers["true"].items():
+        grid_only = answers["grid"][name]["explanation"]
+        assert answer["explanation"]["overlay"].startswith("data:image/png;base64,")
+        assert "overlay" not in grid_only
+        assert grid_only == {k: v for k, v in answer["explanation"].items() if k != "overlay"}
+        assert "explanation" not in answers["yes"][name]
+
+
 def test_health_and_readiness(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")

@@ -5,10 +5,14 @@ elsewhere."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 
+import numpy as np
+
+from classifier.explain import heat_layer
 from classifier.settings import PROJECT_ROOT
 from tests.conftest import ci_or_skip
 
@@ -35,3 +39,20 @@ def test_the_pages_javascript_modules():
     done = subprocess.run([node(), "--test", *map(str, files)], cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-20_000:] + done.stderr[-5_000:]
+
+
+def test_the_page_draws_the_heat_layer_the_server_would_send():
+    """explain=grid leaves the layer to the page (static/js/heat.js): for the same grids,
+    its pixels are classifier.explain.heat_layer's, within a level of rounding."""
+    grids = [np.random.default_rng(seed).random((7, 7)) for seed in range(3)]
+    grids += [np.eye(7), np.zeros((5, 9))]
+    script = ("import { heatPixels } from './static/js/heat.js';"
+              "const grids = JSON.parse(process.argv[1]);"
+              "console.log(JSON.stringify(grids.map((g) => Array.from(heatPixels(g)))));")
+    done = subprocess.run([node(), "--input-type=module", "-e", script,
+                           json.dumps([np.round(g, 3).tolist() for g in grids])],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=True)
+    for grid, drawn in zip(grids, json.loads(done.stdout), strict=True):
+        server = np.asarray(heat_layer(np.round(grid, 3)), np.int16)
+        page = np.array(drawn, np.int16).reshape(server.shape)
+        assert np.abs(page - server).max() <= 1

@@ -92,8 +92,15 @@ def _quoted(value: str, limit: int = 40) -> str:
     return repr(value if len(value) <= limit else value[:limit] + "…")
 
 
-def explain_requested() -> bool:
-    return requested_field("explain") == "true"
+#: Values of `explain`: the grid of values and its heat layer, or the grid alone (the
+#: upload page draws the layer itself: encoding it is most of an explanation's cost).
+EXPLAIN_WITH_OVERLAY, EXPLAIN_GRID = "true", "grid"
+
+
+def explain_requested() -> str | None:
+    """EXPLAIN_WITH_OVERLAY or EXPLAIN_GRID, as the request asks; None otherwise."""
+    value = requested_field("explain")
+    return value if value in (EXPLAIN_WITH_OVERLAY, EXPLAIN_GRID) else None
 
 
 def decode_budget() -> DecodeBudget:
@@ -104,14 +111,16 @@ def decode_budget() -> DecodeBudget:
 
 
 def classify_uploads(models: list[Model], uploads: list[Upload], *,
-                     explain: Collection[str] = ()) -> list[PhotoAnswers]:
+                     explain: Collection[str] = (), overlays: bool = True) -> list[PhotoAnswers]:
     """Every model's answer about every upload (`classifier.service.classify`: one
     decode, each network once); the models named in `explain` also say where they saw
-    it. The first bad photo fails the request, naming the file when there are several."""
+    it (with heat layers, unless not `overlays`). The first bad photo fails the request,
+    naming the file when there are several."""
     photos = []
     for upload in uploads:
         try:
-            answers = classify(models, upload.data, explain=explain, budget=decode_budget())
+            answers = classify(models, upload.data, explain=explain, overlays=overlays,
+                               budget=decode_budget())
         except ImageError as exc:
             if len(uploads) > 1:
                 exc.message = f"{upload.filename}: {exc.message}"

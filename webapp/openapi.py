@@ -47,14 +47,15 @@ SCHEMAS = {
                                "description": "send it to POST /api/v1/feedback to say whether "
                                               "this answer was right"},
             "explanation": {
-                "type": "object", "description": "with explain=true: where the model saw `label`",
+                "type": "object", "description": "with explain=true or explain=grid: where "
+                                                 "the model saw `label`",
                 "properties": {
                     "label": {"type": "string"},
                     "grid": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
                              "description": "0-1 per cell of the photo, rows top to bottom"},
                     "overlay": {"type": "string",
                                 "description": "PNG data URI: a translucent heat layer to "
-                                               "stretch over the photo"}}},
+                                               "stretch over the photo (not with explain=grid)"}}},
             "input": {"type": "string", "description": "with input=true: the pixels the model "
                                                        "saw, as a PNG data URI"},
         },

@@ -4,6 +4,7 @@
 // error in plain words, with "Try again" when trying again can help.
 
 import { el } from "./dom.js";
+import { heatLayerUri } from "./heat.js";
 import { answerFacts, notSureHeadline, percent, pretty, tone, verdict } from "./wording.js";
 
 export const ALL_MODELS = "all";
@@ -115,7 +116,7 @@ export function answerViews({ modelInfo, feedbackControls }) {
       view.card.dataset.label = result.label;
     }
     const lead = shown[0];
-    // The explanation came with the answer (explain=true): "Why?" only shows it.
+    // The explanation came with the answer (explain=grid): "Why?" only draws it.
     if (lead.answer.explanation) view.body.append(whyButton(view, lead.answer.explanation));
     view.body.append(el("p", "small text-secondary mb-0 mt-2 sent-note",
                         answerFacts(payload, model === ALL_MODELS, plan)));
@@ -161,8 +162,8 @@ function bringIntoView(element, always) {
   element.scrollIntoView({ behavior: still ? "auto" : "smooth", block: "center" });
 }
 
-// "Why?" switches the heat layer (the explanation's translucent PNG) over the photo on
-// and off; the layer is made the first time it is asked for.
+// "Why?" switches the heat layer (drawn from the explanation's grid, heat.js) over the
+// photo on and off; the layer is made the first time it is asked for.
 function whyButton(view, explanation) {
   const button = el("button", "btn btn-sm btn-outline-primary mt-2 why-button", "Why?");
   button.type = "button";
@@ -172,7 +173,7 @@ function whyButton(view, explanation) {
     button.setAttribute("aria-pressed", String(shown));
     if (shown && !view.frame.querySelector(".heat")) {
       const heat = el("img", "heat");
-      heat.src = explanation.overlay;
+      heat.src = explanation.overlay || heatLayerUri(explanation.grid);
       heat.alt = "Where the model saw " + pretty(explanation.label);
       view.frame.append(heat);
     }

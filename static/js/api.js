@@ -38,11 +38,12 @@ export function isRetryable(status) {
 }
 
 // The classify address with its query: `model`, then each option that is set
-// (explain, preview, input: true; topK: a number).
+// (preview, input: true; explain: true, or "grid" for the grid without its heat layer;
+// topK: a number).
 export function classifyAddress(model, { explain = false, preview = false, input = false, topK = null } = {}) {
   const query = new URLSearchParams({ model });
   if (topK) query.set("top_k", String(topK));
-  if (explain) query.set("explain", "true");
+  if (explain) query.set("explain", explain === "grid" ? "grid" : "true");
   if (preview) query.set("preview", "true");
   if (input) query.set("input", "true");
   return CLASSIFY_URL + "?" + query;

@@ -52,11 +52,12 @@ function start(form) {
     try {
       const plan = await preparePhoto(file, preparing);
       views.showPhoto(view, plan);
-      // The explanation comes with the answer (about 1 % more work for the server), so
-      // that "Why?" only shows it: no second upload, no second inference. A photo the
-      // browser cannot show (no thumbnail: HEIC) gets the server's preview too.
+      // The explanation comes with the answer as its grid of values (explain=grid:
+      // next to no work for the server), so that "Why?" only draws it (heat.js): no
+      // second upload, no second inference. A photo the browser cannot show (no
+      // thumbnail: HEIC) gets the server's preview too.
       const payload = await api.classify(plan.blob, plan.name, model,
-                                         { explain: true, preview: !plan.thumb });
+                                         { explain: "grid", preview: !plan.thumb });
       const shown = views.showAnswers(view, plan, payload, model);
       const entry = model === ALL_MODELS
         ? everyModelEntry({ time: Date.now(), name: plan.name, title: choices.info(model).title, thumb: plan.thumb,

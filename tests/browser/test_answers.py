@@ -33,14 +33,14 @@ def test_a_close_call_says_not_sure(browser, no_js, unsure_server, tmp_path):
 @pytest.mark.parametrize("model", ["hotdog", "all"])
 def test_why_shows_where_the_model_looked_without_asking_again(context, server, uploads, tmp_path,
                                                                model):
-    """The explanation comes with the answer (explain=true on the one classify request);
-    "Why?" only shows it."""
+    """The explanation comes with the answer (explain=grid on the one classify request:
+    the grid, not the server's PNG of it); "Why?" draws and shows it."""
     page = page_of(context)
     page.goto(server + "/")
     page.click(f"#model-{model} + label")
     page.set_input_files("#image-input", str(photo_file(tmp_path)))
     first_answer(page)
-    assert len(uploads.queries) == 1 and "explain=true" in uploads.queries[0], uploads.queries
+    assert len(uploads.queries) == 1 and "explain=grid" in uploads.queries[0], uploads.queries
     page.click("#results .why-button")
     heat = page.locator("#results .heat").first
     heat.wait_for(state="visible", timeout=10_000)

@@ -50,6 +50,7 @@ test("error codes, their plain words, and which failures are worth a retry", () 
 test("the classify address carries the model and the options asked for", () => {
   assert.equal(classifyAddress("hotdog"), "/api/v1/classify?model=hotdog");
   assert.equal(classifyAddress("all", { explain: true }), "/api/v1/classify?model=all&explain=true");
+  assert.equal(classifyAddress("all", { explain: "grid" }), "/api/v1/classify?model=all&explain=grid");
   assert.equal(classifyAddress("hotdog", { explain: true, preview: true }),
                "/api/v1/classify?model=hotdog&explain=true&preview=true");
   assert.equal(classifyAddress("digits", { topK: 10, input: true }),
