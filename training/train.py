@@ -584,16 +584,21 @@ def measure(files: dict, learned: Learned, classes: list[str],
     engines = {variant: Model(args.out / file, classes, name=args.name, **learned.reads)
                for variant, file in files["variants"].items()}
     frozen_base = learned.fine_tune_epochs == 0
+    # Each file's raw answers to validation, computed once: calibration fits on them,
+    # and the first file's are its validation metrics' too.
+    raw = {variant: evaluate.held_out_logits(engine, splits["validation"].pixels)
+           for variant, engine in engines.items()}
     calibrated = calibrate(engines, splits["validation"], args,
-                           train if frozen_base else None, learned.probe["c"])
-    first = calibrated["variants"][next(iter(engines))]
-    engine = next(iter(engines.values()))
+                           train if frozen_base else None, learned.probe["c"], raw)
+    first_variant, engine = next(iter(engines.items()))
+    first = calibrated["variants"][first_variant]
     subsets = evaluate.parse_subsets(args.subset)
     metrics, scores = {}, {}
     for split, photos in splits.items():
         if photos is not None:
-            scores[split] = scaled(logits_of(evaluate.predict_pixels(engine, photos.pixels)),
-                                   first["temperature"])
+            logits = (raw[first_variant] if split == "validation"
+                      else logits_of(evaluate.predict_pixels(engine, photos.pixels)))
+            scores[split] = scaled(logits, first["temperature"])
             metrics[split] = evaluate.score(scores[split], photos.labels, photos.examples, classes,
                                             photos.name, None if split == "holdout" else subsets,
                                             first["not_sure_below"])
@@ -605,7 +610,8 @@ def measure(files: dict, learned: Learned, classes: list[str],
 
 
 def calibrate(engines: dict[str, Model], validation: Photos, args: argparse.Namespace,
-              train: Photos | None = None, probe_c: float | None = None) -> dict:
+              train: Photos | None = None, probe_c: float | None = None,
+              validation_logits: dict[str, np.ndarray] | None = None) -> dict:
     """Each shipped file's temperature and "not sure" level for `--answer-accuracy`,
     fitted on its raw answers to held-out photos (`classifier.calibration`): the
     validation split, and, given the training photos and the probe's strength
@@ -615,8 +621,11 @@ def calibrate(engines: dict[str, Model], validation: Photos, args: argparse.Name
     be harder or easier than the photos the model meets; a linear head refits in
     seconds, so the level can rest on every labelled photo, as it does for a model made
     on the server (`classifier.head_training`). A fine-tuned base cannot be refitted
-    five times in a training run; its level rests on validation alone."""
-    answers = {variant: (evaluate.held_out_logits(engine, validation.pixels), validation.labels)
+    five times in a training run; its level rests on validation alone.
+    `validation_logits`: the files' raw answers to validation, if already computed."""
+    known = validation_logits or {}
+    answers = {variant: (known[variant] if variant in known
+                         else evaluate.held_out_logits(engine, validation.pixels), validation.labels)
                for variant, engine in engines.items()}
     held_out = validation.name
     if train is not None and probe_c is not None:
