@@ -12,6 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from classifier.decode_cost import DecodeBudget
 from classifier.explain import explanation
@@ -60,12 +61,22 @@ def classify(models: Sequence[Model], data: bytes, *, explain: Collection[str] =
     in `explain` also say where they saw it (with a heat layer to show, unless not
     `overlays`). Raises `intake.ImageError` for a file that is not a usable photo;
     `budget` is the request's decoding budget."""
-    inputs = model_inputs(models, data, budget)
-    predictions = predict_together(models, inputs, features=set(explain))
-    return {model.name: Answer(model, predictions[model.name], inputs[model.name],
-                               _explanation(model, predictions[model.name], overlays)
-                               if model.name in explain else None)
-            for model in models}
+    return _answers(models, model_inputs(models, data, budget), explain, overlays)
+
+
+def classify_and_show(models: Sequence[Model], data: bytes, show_size: tuple[int, int], *,
+                      explain: Collection[str] = (), overlays: bool = True,
+                      budget: DecodeBudget | None = None) -> tuple[dict[str, Answer], Image.Image]:
+    """`classify`, for a caller that also shows the photo (a preview of `show_size`):
+    one decode, at a scale that serves that size too, which every model reads from as
+    several models read from one. Returns the answers and the decoded photo (upright,
+    RGB, at least `show_size` where the photo is that large). Photo models only: the
+    digit reader decodes its own way (`Model.load`)."""
+    if any(model.reads_digits for model in models):
+        raise ValueError("the digit reader decodes a photo its own way")
+    image = decoded(models, data, budget, also=show_size)
+    inputs = {model.name: model.prepare(image) for model in models}
+    return _answers(models, inputs, explain, overlays), image
 
 
 def model_inputs(models: Sequence[Model], data: bytes, budget: DecodeBudget | None
@@ -77,10 +88,25 @@ def model_inputs(models: Sequence[Model], data: bytes, budget: DecodeBudget | No
     if len(models) == 1:
         (model,) = models
         return {model.name: model.load(data, budget)}
-    largest = max((m.input_size for m in models), key=lambda size: size[0] * size[1])
-    image = decode_image(data, max_pixels=max(m.max_pixels for m in models),
-                         draft_size=draft_size(largest), budget=budget)
+    image = decoded(models, data, budget)
     return {model.name: model.prepare(image) for model in models}
+
+
+def decoded(models: Sequence[Model], data: bytes, budget: DecodeBudget | None, *,
+            also: tuple[int, int] | None = None) -> Image.Image:
+    """The photo decoded once at a scale that serves every model's input (and `also`)."""
+    sizes = [draft_size(model.input_size) for model in models] + ([also] if also else [])
+    return decode_image(data, max_pixels=max(m.max_pixels for m in models),
+                        draft_size=max(sizes, key=lambda size: size[0] * size[1]), budget=budget)
+
+
+def _answers(models: Sequence[Model], inputs: dict[str, np.ndarray], explain: Collection[str],
+             overlays: bool) -> dict[str, Answer]:
+    predictions = predict_together(models, inputs, features=set(explain))
+    return {model.name: Answer(model, predictions[model.name], inputs[model.name],
+                               _explanation(model, predictions[model.name], overlays)
+                               if model.name in explain else None)
+            for model in models}
 
 
 def _explanation(model: Model, prediction: Prediction, overlay: bool) -> dict:

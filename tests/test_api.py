@@ -196,6 +196,31 @@ def test_explanations_come_with_a_heat_layer_or_as_the_grid_alone(client):
         assert "explanation" not in answers["yes"][name]
 
 
+@pytest.mark.parametrize("model", ["hotdog", "all"])
+def test_a_preview_comes_from_the_decode_the_answers_read(client, monkeypatch, model):
+    """preview=true, which the page asks for a photo the browser cannot show (HEIC): the
+    photo upright, at most 480 px, as a JPEG, for one model or all, from one decode."""
+    import base64
+
+    from PIL import Image
+
+    from classifier import intake, service
+    from webapp import classify
+
+    decodes = []
+    original = intake.decode_image
+    for module in (intake, service, classify):
+        monkeypatch.setattr(module, "decode_image", lambda *a, **k: decodes.append(1) or original(*a, **k))
+    photo = images.in_format("HEIF", 1200, 900)
+    response = client.post(f"/api/v1/classify?model={model}&preview=true", data=photo,
+                           content_type="image/heic")
+    assert response.status_code == 200
+    preview = response.get_json()["results"][0]["preview"]
+    assert preview.startswith("data:image/jpeg;base64,")
+    assert Image.open(io.BytesIO(base64.b64decode(preview.split(",", 1)[1]))).size == (480, 360)
+    assert len(decodes) == 1
+
+
 def test_health_and_readiness(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")

@@ -16,7 +16,6 @@ from webapp.classify import (
     explain_requested,
     input_data_uri,
     models_for_request,
-    preview_data_uri,
     registry,
     requested_field,
     top_k_for_request,
@@ -79,22 +78,24 @@ def classify():
     choice, top_k = models_for_request(), top_k_for_request()
     models = choice.models
     explain = explain_requested()
+    with_preview = requested_field("preview") == "true"
     answers = classify_uploads(models, uploads_from_request(),
                                explain=[m.name for m in models] if explain else [],
-                               overlays=explain == EXPLAIN_WITH_OVERLAY)
+                               overlays=explain == EXPLAIN_WITH_OVERLAY, previews=with_preview)
     elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
     if choice.every:
         return jsonify(models=[m.describe() for m in models], elapsed_ms=elapsed_ms, results=[
             {"filename": a.upload.filename,
-             "models": {m.name: a.answer(m, top_k) for m in models}}
+             "models": {m.name: a.answer(m, top_k) for m in models},
+             **({"preview": a.preview} if with_preview else {})}
             for a in answers])
     (model,) = models
-    with_input, with_preview = requested_field("input") == "true", requested_field("preview") == "true"
+    with_input = requested_field("input") == "true"
     return jsonify(model=model.describe(), elapsed_ms=elapsed_ms, results=[
         {"filename": a.upload.filename,
          **a.answer(model, top_k),
          **({"input": input_data_uri(a.answers[model.name].pixels)} if with_input else {}),
-         **({"preview": preview_data_uri(a.upload.data)} if with_preview else {})}
+         **({"preview": a.preview} if with_preview else {})}
         for a in answers])
 
 

@@ -17,7 +17,7 @@ from classifier.encoded import data_uri
 from classifier.intake import ImageError, decode_image
 from classifier.model import Model
 from classifier.registry import EVERY_MODEL, ModelRegistry
-from classifier.service import MAX_TOP_K, Answer, classify
+from classifier.service import MAX_TOP_K, Answer, classify, classify_and_show
 from webapp import metrics, tokens
 from webapp.errors import RequestError
 from webapp.uploads import Upload
@@ -36,10 +36,12 @@ class Choice:
 
 @dataclass
 class PhotoAnswers:
-    """One uploaded photo and each model's answer about it, by model name."""
+    """One uploaded photo and each model's answer about it, by model name, and its
+    preview (a data URI) when it was asked for."""
 
     upload: Upload
     answers: dict[str, Answer]
+    preview: str | None = None
 
     @cached_property
     def digest(self) -> str:
@@ -110,32 +112,50 @@ def decode_budget() -> DecodeBudget:
     return g.decode_budget
 
 
-def classify_uploads(models: list[Model], uploads: list[Upload], *,
-                     explain: Collection[str] = (), overlays: bool = True) -> list[PhotoAnswers]:
+def classify_uploads(models: list[Model], uploads: list[Upload], *, explain: Collection[str] = (),
+                     overlays: bool = True, previews: bool = False) -> list[PhotoAnswers]:
     """Every model's answer about every upload (`classifier.service.classify`: one
     decode, each network once); the models named in `explain` also say where they saw
-    it (with heat layers, unless not `overlays`). The first bad photo fails the request,
-    naming the file when there are several."""
+    it (with heat layers, unless not `overlays`); with `previews`, each photo's preview
+    from the same decode. The first bad photo fails the request, naming the file when
+    there are several."""
     photos = []
     for upload in uploads:
         try:
-            answers = classify(models, upload.data, explain=explain, overlays=overlays,
-                               budget=decode_budget())
+            photos.append(_photo_answers(models, upload, explain, overlays, previews))
         except ImageError as exc:
             if len(uploads) > 1:
                 exc.message = f"{upload.filename}: {exc.message}"
             raise
-        for name, answer in answers.items():
+        for name, answer in photos[-1].answers.items():
             metrics.predicted(name, answer.label)
-        photos.append(PhotoAnswers(upload, answers))
     return photos
+
+
+def _photo_answers(models: list[Model], upload: Upload, explain: Collection[str], overlays: bool,
+                   preview: bool) -> PhotoAnswers:
+    options = {"explain": explain, "overlays": overlays, "budget": decode_budget()}
+    if not preview:
+        return PhotoAnswers(upload, classify(models, upload.data, **options))
+    if any(model.reads_digits for model in models):  # it decodes its own way
+        return PhotoAnswers(upload, classify(models, upload.data, **options),
+                            preview_data_uri(upload.data))
+    # One decode for the answers and the preview: a phone's HEIC costs a full decode
+    # however small the picture asked for (0.46 s of CPU for 2 MB, and as much again
+    # for its preview).
+    answers, image = classify_and_show(models, upload.data, PREVIEW_SIZE, **options)
+    return PhotoAnswers(upload, answers, preview_of(image))
 
 
 def preview_data_uri(data: bytes) -> str:
     """A small JPEG of an upload (upright, at most PREVIEW_SIZE), inline in a page or an
     answer: what a browser that cannot show the format (HEIC) displays instead."""
-    image = decode_image(data, max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
-                         draft_size=PREVIEW_SIZE, budget=decode_budget())
+    return preview_of(decode_image(data, max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
+                                   draft_size=PREVIEW_SIZE, budget=decode_budget()))
+
+
+def preview_of(image: Image.Image) -> str:
+    """`preview_data_uri` of a photo already decoded (upright RGB); shrinks it in place."""
     image.thumbnail(PREVIEW_SIZE)
     return data_uri(image, "JPEG", quality=85)
 

@@ -19,6 +19,8 @@ swagger_ui = Blueprint("swagger_ui", __name__,
                        static_folder=str(Path(flask_swagger_ui.__file__).parent / "dist"),
                        static_url_path="/api/docs/swagger-ui")
 
+PREVIEW = "with preview=true: the photo upright, at most 480 px, as a JPEG data URI"
+
 # Response shapes, referenced by name from the docstrings.
 SCHEMAS = {
     "Error": {
@@ -58,6 +60,7 @@ SCHEMAS = {
                                                "stretch over the photo (not with explain=grid)"}}},
             "input": {"type": "string", "description": "with input=true: the pixels the model "
                                                        "saw, as a PNG data URI"},
+            "preview": {"type": "string", "description": PREVIEW},
         },
     },
     "FeedbackRequest": {
@@ -100,7 +103,8 @@ SCHEMAS = {
                 "type": "object", "required": ["filename", "models"],
                 "properties": {"filename": {"type": "string"},
                                "models": {"type": "object", "additionalProperties": {
-                                   "$ref": "#/components/schemas/Answer"}}}}},
+                                   "$ref": "#/components/schemas/Answer"}},
+                               "preview": {"type": "string", "description": PREVIEW}}}},
             "elapsed_ms": {"type": "number"},
         },
     },

@@ -15,7 +15,6 @@ from webapp.classify import (
     PhotoAnswers,
     classify_uploads,
     models_for_request,
-    preview_data_uri,
     registry,
     top_k_for_request,
 )
@@ -64,7 +63,8 @@ def classify_form():
         models, top_k = models_for_request().models, top_k_for_request()
         # The page carries the explanation it shows (the first model's): its "Why?"
         # switch works without a script.
-        answers = classify_uploads(models, uploads_from_request(), explain=[models[0].name])
+        answers = classify_uploads(models, uploads_from_request(), explain=[models[0].name],
+                                   previews=True)
     except (RequestError, ImageError) as exc:
         return render_index(exc.status, exc.code)
     shown = [shown_photo(answer, models, top_k) for answer in answers]
@@ -75,7 +75,7 @@ def shown_photo(answer: PhotoAnswers, models: list[Model], top_k: int | None) ->
     """One photo on the result page: its preview and every model's answer. The page's
     feedback form sends that preview back when the person shares the photo, so each
     answer's token also vouches for the preview's hash."""
-    preview = preview_data_uri(answer.upload.data)
+    preview = answer.preview
     preview_digest = tokens.photo_hash(data_uri_bytes(preview))
     answers = []
     for model in models:
