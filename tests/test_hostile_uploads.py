@@ -33,6 +33,13 @@ def error_code(response) -> str:
     return response.get_json()["error"]["code"]
 
 
+def assert_too_costly(response, words: str) -> None:
+    """A 422 decoding_too_costly whose message says `words`."""
+    assert response.status_code == 422
+    assert error_code(response) == "decoding_too_costly"
+    assert words in response.get_json()["error"]["message"]
+
+
 def send(client, *photos: bytes, query: str = ""):
     files = [(io.BytesIO(photo), f"photo{i}.png") for i, photo in enumerate(photos)]
     return client.post("/api/v1/classify" + query, data={"image": files},
@@ -45,9 +52,7 @@ def test_a_jpeg_repeating_a_scan_is_refused_before_decoding(client):
     bomb = images.jpeg_scan_bomb(repeats=500)
     assert len(bomb) < 200_000
     response = send(client, bomb)
-    assert response.status_code == 422
-    assert error_code(response) == "decoding_too_costly"
-    assert "scans" in response.get_json()["error"]["message"]
+    assert_too_costly(response, "scans")
 
 
 def test_a_progressive_jpeg_as_encoders_write_it_is_classified(client):
@@ -62,9 +67,7 @@ def test_a_progressive_jpeg_as_encoders_write_it_is_classified(client):
 ])
 def test_files_of_countless_tiny_blocks_are_refused_before_pillow_walks_them(client, kind, data):
     response = client.post("/api/v1/classify", data=data, headers={"Content-Type": "image/" + kind.lower()})
-    assert response.status_code == 422
-    assert error_code(response) == "decoding_too_costly"
-    assert kind in response.get_json()["error"]["message"]
+    assert_too_costly(response, kind)
 
 
 def test_a_35_megapixel_16_bit_png_is_classified_and_16_of_them_are_refused_as_one_request(client):
@@ -72,9 +75,7 @@ def test_a_35_megapixel_16_bit_png_is_classified_and_16_of_them_are_refused_as_o
     assert len(grey16) < 300_000
     assert send(client, grey16).status_code == 200
     response = send(client, *[grey16] * 16)
-    assert response.status_code == 422
-    assert error_code(response) == "decoding_too_costly"
-    assert "together" in response.get_json()["error"]["message"]
+    assert_too_costly(response, "together")
 
 
 def test_a_small_file_of_a_huge_smooth_picture_is_refused_for_its_size(client):
@@ -83,18 +84,14 @@ def test_a_small_file_of_a_huge_smooth_picture_is_refused_for_its_size(client):
     smooth = images.smooth_png(5000, 4000, "RGBA")
     assert len(smooth) < 150_000
     response = send(client, smooth)
-    assert response.status_code == 422
-    assert error_code(response) == "decoding_too_costly"
-    assert "for a file of its size" in response.get_json()["error"]["message"]
+    assert_too_costly(response, "for a file of its size")
 
 
 def test_small_files_that_together_would_cost_seconds_are_refused_as_one_request(client):
     """Each 12 MP of ramps (40 KB) may be decoded; sixteen in 700 KB cost 2.2 s before."""
     smooth = images.smooth_png(4000, 3000)
     assert send(client, smooth).status_code == 200
-    response = send(client, *[smooth] * 4)
-    assert response.status_code == 422
-    assert "together" in response.get_json()["error"]["message"]
+    assert_too_costly(send(client, *[smooth] * 4), "together")
 
 
 def test_what_a_budget_allows_grows_with_the_bytes_sent():

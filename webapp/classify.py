@@ -135,16 +135,15 @@ def classify_uploads(models: list[Model], uploads: list[Upload], *, explain: Col
 def _photo_answers(models: list[Model], upload: Upload, explain: Collection[str], overlays: bool,
                    preview: bool) -> PhotoAnswers:
     options = {"explain": explain, "overlays": overlays, "budget": decode_budget()}
-    if not preview:
-        return PhotoAnswers(upload, classify(models, upload.data, **options))
-    if any(model.reads_digits for model in models):  # it decodes its own way
-        return PhotoAnswers(upload, classify(models, upload.data, **options),
-                            preview_data_uri(upload.data))
-    # One decode for the answers and the preview: a phone's HEIC costs a full decode
-    # however small the picture asked for (0.46 s of CPU for 2 MB, and as much again
-    # for its preview).
-    answers, image = classify_and_show(models, upload.data, PREVIEW_SIZE, **options)
-    return PhotoAnswers(upload, answers, preview_of(image))
+    if preview and not any(model.reads_digits for model in models):
+        # One decode for the answers and the preview: a phone's HEIC costs a full decode
+        # however small the picture asked for (0.46 s of CPU for 2 MB, and as much again
+        # for its preview).
+        answers, image = classify_and_show(models, upload.data, PREVIEW_SIZE, **options)
+        return PhotoAnswers(upload, answers, preview_of(image))
+    # The digit reader decodes its own way: its preview is a decode of its own.
+    return PhotoAnswers(upload, classify(models, upload.data, **options),
+                        preview_data_uri(upload.data) if preview else None)
 
 
 def preview_data_uri(data: bytes) -> str:
