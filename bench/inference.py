@@ -2,6 +2,10 @@
 (float32, float16, int8; 1 and 2 threads) against the same network in Keras
 (`model.predict`, a direct call, a `tf.function`). Reports p50 / p90 / p99 ms.
 
+Also the shipped int8 file fed 1, 2, 4 and 8 images per invoke (its input resized to
+that batch), one thread: the per-image cost says whether batching the requests that
+wait for an interpreter under load would serve more of them.
+
 The TFLite variants and Keras model come from `build/hotdog/` when `make model-hotdog`
 has run; otherwise the same architecture (the base the card names) is rebuilt from
 the base weights in ../shared and exported here (timings depend on the architecture,
@@ -97,11 +101,38 @@ def run(repeats: int = 300) -> dict:
         samples = timed(call, max(30, repeats // 5))
         rows.append({"engine": name, "threads": "all", "size_mb": None, **percentiles(samples)})
 
+    rows += batched(files["int8"], pixels, repeats)
+
     int8_1 = next(r for r in rows if r["engine"] == "TFLite int8" and r["threads"] == 1)
     predict = next(r for r in rows if r["engine"] == "Keras model.predict")
     return {"rows": rows, "keras_source": keras_source,
             "int8_1thread_p50_ms": int8_1["p50_ms"],
             "speedup_vs_keras_predict": round(predict["p50_ms"] / int8_1["p50_ms"], 1)}
+
+
+BATCH_SIZES = (1, 2, 4, 8)
+
+
+def batched(path: Path, pixels: np.ndarray, repeats: int) -> list[dict]:
+    """Per-image ms of one invoke on `size` images, for each of `BATCH_SIZES`."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    rows = []
+    for size in BATCH_SIZES:
+        interpreter = Interpreter(model_path=str(path), num_threads=1)
+        (inp,) = interpreter.get_input_details()
+        interpreter.resize_tensor_input(inp["index"], [size, *inp["shape"][1:]])
+        interpreter.allocate_tensors()
+        inputs = pixels[:size].astype(inp["dtype"])
+
+        def invoke(_, interpreter=interpreter, index=inp["index"], inputs=inputs):
+            interpreter.set_tensor(index, inputs)
+            interpreter.invoke()
+
+        samples = [ms / size for ms in timed(invoke, max(30, repeats // size))]
+        rows.append({"engine": f"TFLite int8, {size} per invoke (ms per image)", "threads": 1,
+                     "size_mb": None, **percentiles(samples)})
+    return rows
 
 
 def markdown(result: dict) -> str:
