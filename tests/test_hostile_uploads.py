@@ -87,6 +87,20 @@ def test_a_small_file_of_a_huge_smooth_picture_is_refused_for_its_size(client):
     assert_too_costly(response, "for a file of its size")
 
 
+def test_a_strip_of_a_picture_is_refused_before_decoding_and_the_longest_side_allowed_is_read(client):
+    """A 1-bit PNG 1 pixel by 40 million (78 KB; 40 MP, within the pixel limit and a few
+    units of work) cost 2.2 s and 760 MB to decode and shrink, and 16 fit in one request:
+    a side longer than `intake.MAX_SIDE` is refused from the header."""
+    for width, height in [(1, 40_000_000), (40_000_000, 1)]:
+        strip = images.thin_png(width, height)
+        assert len(strip) < 100_000
+        response = send(client, strip, strip)
+        assert response.status_code == 422 and error_code(response) == "image_too_large"
+        assert "no side may be longer than 50,000 pixels" in response.get_json()["error"]["message"]
+    longest = images.thin_png(800, intake.MAX_SIDE)
+    assert send(client, longest, query="?model=all").status_code == 200
+
+
 def test_small_files_that_together_would_cost_seconds_are_refused_as_one_request(client):
     """Each 12 MP of ramps (40 KB) may be decoded; sixteen in 700 KB cost 2.2 s before."""
     smooth = images.smooth_png(4000, 3000)

@@ -100,6 +100,8 @@ def test_pixels_are_uint8_at_the_input_size():
     (images.truncated(images.jpeg()), CorruptImage),
     (images.truncated(images.png()), CorruptImage),
     (images.png_bomb(), ImageTooLarge),
+    (images.thin_png(1, intake.MAX_SIDE + 1), ImageTooLarge),
+    (images.thin_png(intake.MAX_SIDE + 1, 1), ImageTooLarge),
 ])
 def test_bad_input_raises_a_specific_error(data, error):
     with pytest.raises(error) as info:
