@@ -96,11 +96,18 @@ def _by_class(photos: list[zipfile.ZipInfo]) -> dict[str, list[zipfile.ZipInfo]]
         if len(parts) != 2:
             raise ArchiveError(f"{info.filename} is not in a class folder: the archive must hold "
                                "one folder of photos per class (CLASS/photo.jpg), nothing deeper.")
-        if not parts[0].isprintable() or len(parts[0]) > MAX_CLASS_NAME:
-            raise ArchiveError(f"The folder name {parts[0][:MAX_CLASS_NAME]!r} cannot be a class name: "
-                               f"at most {MAX_CLASS_NAME} printable characters.")
+        check_class_name(parts[0], "folder name")
         by_class.setdefault(parts[0], []).append(info)
     return {label: sorted(members, key=lambda i: i.filename) for label, members in by_class.items()}
+
+
+def check_class_name(name: str, what: str = "name") -> None:
+    """Refuses a class name that cannot be a label: too long or not printable (a line
+    break would split labels.txt). Checked before anything is built from it: every
+    photo's name starts with its class, and a signed token carries them all."""
+    if not name.isprintable() or len(name) > MAX_CLASS_NAME:
+        raise ArchiveError(f"The {what} {name[:MAX_CLASS_NAME]!r} cannot be a class name: "
+                           f"at most {MAX_CLASS_NAME} printable characters.")
 
 
 def check_counts(by_class: dict[str, list]) -> None:
