@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from classifier.batch import cli
-from classifier.batch.sources import Item, ItemError, Reader
+from classifier.batch.sources import Item, ItemError, Reader, expand
 from classifier.settings import PROJECT_ROOT
 from tests import images
 from tests.conftest import SHIPPED_MODELS
@@ -250,6 +250,73 @@ def test_truncated_tar_gz(tmp_path, where):
     out = tmp_path / "out.csv"
     assert_survived(batch(out, archive), out, expected)
     assert list(rows_by_path(out))[-1] == str(archive)  # after the members before the damage
+
+
+def tar_with_header_before(kind: str, size: int) -> bytes:
+    """A .tar.gz of a photo, then an extended header of `size` bytes of the `kind` given
+    (made by hand: tarfile writes none of these), then a photo it would apply to."""
+    if kind == "pax of digits":
+        header, data = tarfile.XHDTYPE, b"1" * size
+    elif kind == "pax record":
+        value = b"x" * (size - len(b"comment=\n") - len(b"%d " % size))
+        header, data = tarfile.XHDTYPE, b"%d comment=%s\n" % (size, value)
+    else:  # a GNU long name
+        header, data = tarfile.GNUTYPE_LONGNAME, b"n" * size + b"\0"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        first = images.jpeg(seed=40)
+        info = tarfile.TarInfo("first.jpg")
+        info.size = len(first)
+        tar.addfile(info, io.BytesIO(first))
+        extended = tarfile.TarInfo("././@LongLink")
+        extended.type, extended.size = header, len(data)
+        buffer.write(extended.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % 512))
+        tar.offset = buffer.tell()
+        info = tarfile.TarInfo("second.jpg")
+        info.size = len(first)
+        tar.addfile(info, io.BytesIO(first))
+    return zlib.compress(buffer.getvalue(), wbits=31)
+
+
+@pytest.mark.parametrize("kind, size, words", [
+    ("pax of digits", 20_000, "pax records that are not LENGTH KEY=VALUE lines"),
+    ("pax record", 1 << 20, "an extended header of 1,048,576 bytes"),
+    ("GNU long name", 16 << 20, "an extended header of 16,777,217 bytes"),
+])
+def test_tar_headers_before_a_member_are_read_only_when_small_and_well_formed(tmp_path, kind, size, words):
+    """tarfile reads a pax header or a GNU long name whole, and before Python 3.11.10
+    parses a pax header of digits in quadratic time (20 KB: 0.8 s). The members before
+    it are listed; it ends the archive's listing as damaged, unread."""
+    archive = tmp_path / "headers.tar.gz"
+    archive.write_bytes(tar_with_header_before(kind, size))
+    assert archive.stat().st_size < 100_000
+    items = list(expand([str(archive)]))
+    assert [item.member for item in items[:1]] == ["first.jpg"]
+    # Compared by length first: a regression would otherwise print a 16 MB name.
+    assert [(len(item.path), item.error) for item in items[1:]] == [(len(str(archive)), "truncated_archive")]
+    assert words in items[1].message
+
+
+@pytest.mark.parametrize("suffix", [".tar", ".tar.gz", ".tar.xz"])
+@pytest.mark.parametrize("layout", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+def test_tars_with_long_names_and_pax_records_give_every_photo(tmp_path, suffix, layout):
+    """What tar tools write (a global pax header, pax records for long and non-ASCII
+    names, times and extended attributes; GNU long names) passes the header checks."""
+    photos = {("folder-" + "d" * 120 + "/") * 2 + "long.jpg": images.jpeg(seed=41),
+              "café/ünïcode.jpg": images.jpeg(seed=42), "short.jpg": images.jpeg(seed=43)}
+    archive = tmp_path / f"photos{suffix}"
+    pax = {"pax_headers": {"comment": "made by a test"}} if layout == tarfile.PAX_FORMAT else {}
+    with tarfile.open(archive, "w" + (":" + suffix.rsplit(".", 1)[1] if suffix != ".tar" else ""),
+                      format=layout, **pax) as tar:
+        for name, photo in photos.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(photo), 1_700_000_000.123456
+            if layout == tarfile.PAX_FORMAT:
+                info.pax_headers = {"SCHILY.xattr.user.origin": "phone 1234567890"}
+            tar.addfile(info, io.BytesIO(photo))
+    items = list(expand([str(archive)]))
+    with Reader(10 * MB) as reader:
+        assert {item.member: reader.read(item) for item in items} == photos
 
 
 def test_zip_cut_short(tmp_path):

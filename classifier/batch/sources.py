@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import lzma
 import os
+import re
 import stat
 import tarfile
 import zipfile
@@ -151,7 +152,13 @@ def _is_tar(path: Path) -> bool:
 
 class _CheckedTarInfo(tarfile.TarInfo):
     """tarfile takes a cut-off or garbled header after the first for the archive's end and
-    stops without a word; this makes it an error, so a truncated tar is reported."""
+    stops without a word; this makes it an error, so a truncated tar is reported.
+
+    It also bounds the extended headers that come before a member (pax records, a GNU
+    long name), which tarfile reads whole into memory: one over `MAX_EXTENDED_HEADER` is
+    refused unread, and pax records are checked in one pass before tarfile's parser sees
+    them. That parser, before Python 3.11.10 (CVE-2024-6232), takes time quadratic in a
+    header of digits: 0.8 s for 20 KB, and each member may have one."""
 
     @classmethod
     def fromtarfile(cls, tarfile_):
@@ -161,6 +168,73 @@ class _CheckedTarInfo(tarfile.TarInfo):
             raise
         except tarfile.HeaderError as exc:
             raise tarfile.ReadError(f"damaged header: {exc}") from None
+
+    def _proc_member(self, tarfile_):
+        if self.type in _EXTENDED_HEADERS and self.size > MAX_EXTENDED_HEADER:
+            raise tarfile.ReadError(f"an extended header of {self.size:,} bytes (at most "
+                                    f"{MAX_EXTENDED_HEADER:,} are read)")
+        return super()._proc_member(tarfile_)
+
+    def _proc_pax(self, tarfile_):
+        records = tarfile_.fileobj.read(self._block(self.size))
+        if not _well_formed_pax(records, self.size):
+            raise tarfile.ReadError("damaged header: pax records that are not LENGTH KEY=VALUE lines")
+        stream = tarfile_.fileobj
+        tarfile_.fileobj = _Replayed(records, stream)  # tarfile reads them again from there
+        try:
+            return super()._proc_pax(tarfile_)
+        finally:
+            tarfile_.fileobj = stream
+
+
+#: Largest extended header read before a member: a path is at most 4 KB on Linux, and
+#: a photo's extended attributes a few hundred bytes.
+MAX_EXTENDED_HEADER = 64 * 1024
+_EXTENDED_HEADERS = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+                     tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+#: Longest run of digits in pax records: a length, a time with nanoseconds or a size
+#: has at most 20 in a row.
+_MAX_PAX_DIGITS = 32
+_TOO_MANY_DIGITS = re.compile(rb"[0-9]{%d}" % (_MAX_PAX_DIGITS + 1))
+
+
+def _well_formed_pax(records: bytes, size: int) -> bool:
+    """Whether `records` (`size` bytes of pax records, then the block's padding) are
+    "LENGTH KEYWORD=VALUE\n" lines that add up to `size`, with no long run of digits:
+    then tarfile's regular expressions run in time linear in the header."""
+    if _TOO_MANY_DIGITS.search(records):
+        return False
+    position = 0
+    while position < size:
+        space = records.find(b" ", position, position + _MAX_PAX_DIGITS + 1)
+        if space <= position or not records[position:space].isdigit():
+            return False
+        end = position + int(records[position:space])
+        if end > size or records[end - 1:end] != b"\n" or records.find(b"=", space + 2, end) < 0:
+            return False
+        position = end
+    return True
+
+
+class _Replayed:
+    """A tar's file object that gives `data` (already read from it) back first: tarfile
+    reads a checked header again from here, then the rest of the archive as before."""
+
+    def __init__(self, data: bytes, fileobj):
+        self._data, self._fileobj = data, fileobj
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            data, self._data = self._data, b""
+            return data + self._fileobj.read()
+        data, self._data = self._data[:size], self._data[size:]
+        return data + self._fileobj.read(size - len(data)) if len(data) < size else data
+
+    def tell(self) -> int:
+        return self._fileobj.tell() - len(self._data)
+
+    def __getattr__(self, name):
+        return getattr(self._fileobj, name)
 
 
 def _open_tar(path: str | Path) -> tarfile.TarFile:
