@@ -340,6 +340,18 @@ def test_the_password_is_needed(client):
     assert cross_site.status_code == 403
 
 
+@pytest.mark.parametrize("origin, status", [
+    ("https://evil.example", 403), ("null", 403),  # another site's page, an old browser
+    ("http://localhost", 400), (None, 400),  # this site's page; an API client (no archive: 400)
+])
+def test_a_browser_too_old_for_sec_fetch_site_is_told_by_its_origin(client, origin, status):
+    """Safari before 16.4 sends no Sec-Fetch-Site: a foreign page's multipart POST needs
+    no preflight and carries the admin's cached Basic credentials."""
+    headers = {"Authorization": _basic(PASSWORD), **({"Origin": origin} if origin else {})}
+    response = client.post("/api/v1/models", headers=headers, data={"name": "x", "title": "x"})
+    assert response.status_code == status, response.get_json()
+
+
 def test_shipped_models_cannot_be_removed(client, folders):
     assert remove(client, "hotdog").get_json()["error"]["code"] == "shipped_model"
     assert remove(client, "hotdog").status_code == 403

@@ -5,7 +5,7 @@ Both take the admin password by HTTP Basic auth (any user name, recorded in the 
 as who made the model). Wrong passwords wait out the same back-off as the login form
 (`webapp.admin`). A browser that once answered the Basic prompt sends the password
 with every request to the site, even one a foreign page makes it send, so requests
-that say they come from another site (Sec-Fetch-Site) are refused.
+that say they come from another site (Sec-Fetch-Site, or Origin from older browsers) are refused.
 
 Every worker serves a made model within a second or so: a hook before each request
 lets the registry look for models made or removed in the folder (`ModelRegistry.refresh`).
@@ -14,6 +14,7 @@ lets the registry look for models made or removed in the folder (`ModelRegistry.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, jsonify, request, url_for
 
@@ -41,7 +42,7 @@ def register(app: Flask) -> None:
 def _made_by() -> str:
     """The admin's user name from HTTP Basic auth, once the password is right; else a
     401 (or 429 while wrong passwords from this address wait)."""
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+    if _from_another_site():
         raise RequestError(403, "cross_site", "Models are made and removed from this site or "
                            "an API client, not from another site's page.")
     auth = request.authorization
@@ -60,6 +61,18 @@ def _made_by() -> str:
     if not right:
         raise _unauthorized()
     return (auth.username or "admin")[:60]
+
+
+def _from_another_site() -> bool:
+    """Whether a browser sent this from another site's page, which could carry the admin's
+    cached Basic credentials with a form needing no preflight. Told by Sec-Fetch-Site or,
+    from a browser too old to send it (Safari before 16.4), by an Origin naming another
+    host (or "null"); API clients send neither."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    return origin is not None and urlsplit(origin).netloc != request.host
 
 
 def _unauthorized() -> RequestError:
