@@ -269,6 +269,10 @@ def test_security_headers_on_every_response(client):
         assert "frame-ancestors 'none'" in csp
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["X-Frame-Options"] == "DENY"
+    # HTTPS only, on HTTPS responses only: a development server on plain HTTP stays reachable.
+    assert "Strict-Transport-Security" not in client.get("/").headers
+    assert client.get("/", base_url="https://localhost").headers["Strict-Transport-Security"] == \
+        "max-age=31536000"
 
 
 def test_uploads_are_never_spooled_to_disk(app, monkeypatch):
