@@ -77,8 +77,10 @@ def check_name(name: str, title: str) -> None:
 
 
 def check_title(title: str) -> None:
-    if not 0 < len(title.strip()) <= MAX_TITLE:
-        raise ValueError(f"A model's title is 1 to {MAX_TITLE} characters.")
+    """A title is shown to every visitor once kept and written into its card: one line
+    of printable characters (no line breaks, no right-to-left overrides)."""
+    if not 0 < len(title.strip()) <= MAX_TITLE or not title.isprintable():
+        raise ValueError(f"A model's title is 1 to {MAX_TITLE} printable characters on one line.")
 
 
 @dataclass(frozen=True)

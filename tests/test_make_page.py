@@ -93,6 +93,15 @@ def test_bad_photos_are_refused(web, data, status):
     assert response.status_code == status and response.get_json()["error"]["message"]
 
 
+@pytest.mark.parametrize("title", ["Red\nor blue", "Red \u202eeulb", "x" * 61])
+def test_a_title_must_be_one_printable_line(web, title):
+    """Kept, a title is shown to every visitor and written into the model's card."""
+    response = web.post("/make/train", headers=JSON, data={**photos_by_class({"red": 6, "blue": 6}),
+                                                           "title": title})
+    assert response.status_code == 422
+    assert "printable characters on one line" in response.get_json()["error"]["message"]
+
+
 @pytest.mark.parametrize("name", ["r" * 1_000_000, "re\nd", "re\x00d"])
 def test_a_class_name_that_cannot_be_a_label_is_refused_before_any_photo_is_read(web, name):
     """Every photo's name starts with its class, and the token carries them all: a class
