@@ -49,8 +49,11 @@ class ModelRegistry:
         # models reading other networks' features load after those networks.
         for directory, card in sorted(_cards(folder).items(), key=lambda item: (
                 model_card.is_made_here(item[1]), bool(item[1]["files"].get("extra_features")))):
-            model = _load(directory, card, models, options)
-            models[model.name] = model
+            if model_card.is_made_here(card):
+                _load_made(directory, card, models, options)
+            else:  # a shipped model that cannot load is a broken release: fail loudly
+                model = _load(directory, card, models, options)
+                models[model.name] = model
         release_free_memory()
         return cls(models, default, folder, options)
 
@@ -82,10 +85,7 @@ class ModelRegistry:
             if current is not None and current.version == card["version"]:
                 models[card["name"]] = current
             elif card["name"] not in models:
-                try:
-                    models[card["name"]] = _load(directory, card, models, self.options)
-                except (OSError, ValueError) as exc:  # removed while loading: next time
-                    log.warning("could not load the made model in %s: %s", directory, exc)
+                _load_made(directory, card, models, self.options)
         return models
 
     def _folder_stamp(self) -> int | None:
@@ -109,6 +109,16 @@ class ModelRegistry:
         """The models a request's `model` names: one by name, the default for none,
         every photo model for `EVERY_MODEL`; raises `KeyError` for an unknown name."""
         return self.photo_models() if name == EVERY_MODEL else [self.get(name)]
+
+
+def _load_made(directory: Path, card: dict, models: dict[str, Model], options: dict) -> None:
+    """Add the made model in `directory` to `models`, or pass over it with a log line: one
+    removed while loading (next time), or damaged (a file cut short by a crash), must not
+    stop the server from starting or fail every request's refresh."""
+    try:
+        models[card["name"]] = _load(directory, card, models, options)
+    except Exception as exc:  # any damage: numpy, zip, JSON or missing keys
+        log.warning("could not load the made model in %s: %s: %s", directory, type(exc).__name__, exc)
 
 
 def _cards(folder: Path, *, while_serving: bool = False) -> dict[Path, dict]:

@@ -186,6 +186,24 @@ def test_other_workers_and_restarts_see_made_and_removed_models(app, folders, tm
     assert leftovers(models) == []
 
 
+def test_a_damaged_made_model_is_passed_over_by_starting_and_serving_workers(app, folders, tmp_path):
+    """A made model's file cut short (a crash right after it was kept) stopped every
+    start-up (EOFError) and failed a request a second in each serving worker."""
+    models, _ = folders
+    serving = made_app(models, tmp_path / "serving.sqlite").test_client()
+    assert make(app.test_client(), name="damaged").status_code == 201
+    (models / "damaged" / "head.npz").write_bytes(b"")
+    try:
+        started = made_app(models, tmp_path / "started.sqlite")
+        assert "damaged" not in started.extensions["classifier"].names()
+        assert classify(started.test_client(), "hotdog", images.jpeg()).status_code == 200
+        time.sleep(1.1)  # the serving worker looks at the folder again
+        assert classify(serving, "hotdog", images.jpeg()).status_code == 200
+        assert classify(serving, "damaged", images.jpeg()).status_code == 400
+    finally:
+        assert remove(app.test_client(), "damaged").status_code == 204
+
+
 def test_a_made_model_loads_on_its_own_too(client, folders, tmp_path):
     """The batch command loads one model directory, without the registry's sharing."""
     models, _ = folders
