@@ -342,3 +342,17 @@ def test_several_models_side_by_side(tmp_path):
     assert 'id="model-second"' in page and 'id="model-hotdog"' in page
     chosen = client.post("/", data={"model": "second", "image": (io.BytesIO(images.jpeg()), "a.jpg")})
     assert 'data-model="second"' in chosen.get_data(as_text=True)
+
+
+def test_the_secret_key_file_is_made_once_and_a_damaged_one_stops_the_start(tmp_path):
+    """An empty or cut-off key (a crash while it was written) would sign tokens and
+    sessions anyone could forge: the app refuses to start on it."""
+    from webapp import instance_secret
+
+    key = instance_secret(tmp_path)
+    assert len(key) == 64 and instance_secret(tmp_path) == key
+    assert oct((tmp_path / "secret_key").stat().st_mode & 0o777) == "0o600"
+    for damaged in ("", "ab", key[:40]):
+        (tmp_path / "secret_key").write_text(damaged)
+        with pytest.raises(RuntimeError, match="holds no secret key"):
+            instance_secret(tmp_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -115,7 +116,10 @@ def instance_secret(instance: Path) -> str:
         # Written aside, then linked into place: another worker starting at the same
         # moment either wins the link (and we read its key) or finds nothing half-written.
         draft = instance / f".secret_key.{os.getpid()}"
-        draft.write_text(secrets.token_hex(32), encoding="ascii")
+        with draft.open("w", encoding="ascii") as file:
+            file.write(secrets.token_hex(32))
+            file.flush()
+            os.fsync(file.fileno())  # never an empty key file after a power cut
         draft.chmod(0o600)
         try:
             os.link(draft, path)
@@ -123,4 +127,10 @@ def instance_secret(instance: Path) -> str:
             pass
         finally:
             draft.unlink()
-    return path.read_text(encoding="ascii").strip()
+    key = path.read_text(encoding="ascii", errors="replace").strip()
+    if not re.fullmatch(r"[0-9a-f]{64}", key):
+        # An empty or cut-off key would sign tokens and sessions anyone could forge.
+        raise RuntimeError(f"{path} holds no secret key (64 hex digits): it is damaged. Remove "
+                           "it and start again (tokens and admin sessions signed with the old "
+                           "key end), or set NOTHOTDOG_SECRET_KEY.")
+    return key
