@@ -166,6 +166,9 @@ def test_only_the_admin_keeps_a_model(web, folder):
     assert kept.status_code == 201, kept.get_json()
     assert kept.get_json()["model"]["made"]["via"] == "the Make a model page"
     assert leftovers(folder) == ["kept"]
+    again = web.post("/make/keep", base_url=HTTPS, headers={**FROM_SITE, "Accept": "application/json"},
+                     data={"token": made["token"], "name": "kept", "csrf_token": csrf})
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "name_taken"
     answer = web.post("/api/v1/classify?model=kept",
                       data={"image": (io.BytesIO(tinted((250, 30, 30), 5)), "r.jpg")})
     assert answer.get_json()["results"][0]["label"] == "red"

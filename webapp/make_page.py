@@ -100,11 +100,11 @@ def keep():
                                    name=name, title=title,
                                    description=request.form.get("description", ""),
                                    made_by="admin", via="the Make a model page")
-    except ValueError as exc:
-        raise RequestError(400, "bad_name", str(exc)) from None
-    except made_models.NameTaken:
+    except made_models.NameTaken:  # a ValueError too: caught first
         raise RequestError(409, "name_taken", f"A model called {name} is already served: "
                            "choose another name.") from None
+    except ValueError as exc:
+        raise RequestError(400, "bad_name", str(exc)) from None
     registry().refresh(every=0)
     return jsonify(model=summary(card)), 201
 
