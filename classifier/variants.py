@@ -169,13 +169,15 @@ class VariantMemory:
     def recall(self, directory: Path, files: dict[str, str]) -> Runtime | None:
         """The choice measured earlier for these files on this CPU, or None."""
         entry = self._entries().get(_key(directory))
-        if not entry or entry.get("signature") != signature(directory, files):
+        if not isinstance(entry, dict) or entry.get("signature") != signature(directory, files):
             return None
         try:
-            runtime = Runtime.from_dict(entry["runtime"])
-        except (KeyError, TypeError):  # written by another version: measure again
+            runtime, measured = Runtime.from_dict(entry["runtime"]), str(entry["measured"])
+        except (KeyError, TypeError):  # written by another version, or damaged: measure again
             return None
-        return replace(runtime, reason=f"remembered from a start-up on {entry['measured']} on "
+        if files.get(runtime.variant) != runtime.file:  # not one of this model's files
+            return None
+        return replace(runtime, reason=f"remembered from a start-up on {measured} on "
                                        f"this CPU ({self.path.name}): {runtime.reason}")
 
     def remember(self, directory: Path, files: dict[str, str], runtime: Runtime) -> None:

@@ -108,3 +108,23 @@ def test_a_forced_variant_or_a_single_file_needs_no_memory(directory, memory, ti
     forced = Model.from_directory(directory, variant="int8", memory=memory)
     assert forced.runtime.variant == "int8"
     assert not timings_taken and not memory.path.exists()
+
+
+@pytest.mark.parametrize("entry", [
+    "a string", ["a", "list"], {"signature": "matches"},
+    {"signature": "matches", "runtime": ["not", "fields"], "measured": "today"},
+    {"signature": "matches", "runtime": {"variant": "int8", "file": "x", "unknown": 1}, "measured": "today"},
+    {"signature": "matches", "runtime": {"variant": "int8", "file": "../elsewhere.tflite",
+                                         "reason": "r"}, "measured": "today"},
+])
+def test_an_entry_of_the_wrong_shape_is_measured_again(directory, memory, timings_taken, entry):
+    """A hand-edited or damaged entry (valid JSON, wrong shape) for this very model
+    must not stop the start-up, nor make it serve a file the card does not name."""
+    files = json.loads((directory / "model_card.json").read_text())["files"]["variants"]
+    if isinstance(entry, dict) and entry.get("signature") == "matches":
+        entry = {**entry, "signature": variants.signature(directory, files)}
+    memory.path.parent.mkdir(parents=True)
+    memory.path.write_text(json.dumps({str(directory.resolve()): entry}), encoding="utf-8")
+    model = Model.from_directory(directory, memory=memory)
+    assert len(timings_taken) == 1 and model.path.parent == directory
+    assert model.runtime.file in files.values() and "remembered" not in model.runtime.reason
