@@ -10,7 +10,6 @@ the feature map the network already outputs and the dense weights saved beside i
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +25,7 @@ MAX_ALPHA = 170
 
 
 def head_weights(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The dense layer of a model directory: kernel (features x classes), bias. Read
-    once for as long as the file stays: a model made on the server may be removed and
-    made again under the same name, with a new head in the same place."""
-    stat = path.stat()
-    return _head_weights(path, stat.st_size, stat.st_mtime_ns)
-
-
-@cache
-def _head_weights(path: Path, size: int, mtime_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """The dense layer in a model directory's head file: kernel (features x classes), bias."""
     with np.load(path) as head:
         return head["kernel"].astype(np.float32), head["bias"].astype(np.float32)
 
@@ -58,12 +49,12 @@ def heat_layer(grid: np.ndarray, size: int = LAYER_SIZE) -> Image.Image:
     return Image.fromarray(np.concatenate([colours, alpha], axis=-1), "RGBA")
 
 
-def explanation(features: np.ndarray, head_file: Path, class_index: int, label: str, *,
+def explanation(features: np.ndarray, kernel: np.ndarray, class_index: int, label: str, *,
                 overlay: bool = True) -> dict:
     """What the API adds with explain=true: the grid of values and the heat layer
     (`overlay`: False leaves the layer to the caller, who draws it from the grid, as
-    the upload page does; it is most of an explanation's cost)."""
-    kernel, _ = head_weights(head_file)
+    the upload page does; it is most of an explanation's cost). `kernel` is the model's
+    dense layer (features x classes)."""
     grid = activation_map(features, kernel, class_index)
     answer = {"label": label, "grid": np.round(grid, 3).tolist()}
     if overlay:

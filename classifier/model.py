@@ -26,7 +26,7 @@ import logging
 import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -212,10 +212,15 @@ class Model:
         """Top (calibrated) scores under this are "not sure"."""
         return self.calibration.get("not_sure_below", 0.0)
 
-    @property
-    def head_file(self) -> Path:
-        """The dense weights that turn the feature map into class-activation maps."""
-        return self.path.parent / self.card["files"]["head"]
+    @cached_property
+    def dense_kernel(self) -> np.ndarray:
+        """The dense weights (features x classes) that turn the feature map into
+        class-activation maps: the head's, or for a network that answers itself the copy
+        of its last layer in its directory's head file, read once for this model (a made
+        model removed and made again under its name is a new Model, with its own)."""
+        if self.head is not None:
+            return self.head[0]
+        return head_weights(self.path.parent / self.card["files"]["head"])[0]
 
     @property
     def reads_digits(self) -> bool:

@@ -110,5 +110,5 @@ def _answers(models: Sequence[Model], inputs: dict[str, np.ndarray], explain: Co
 
 
 def _explanation(model: Model, prediction: Prediction, overlay: bool) -> dict:
-    return explanation(prediction.features, model.head_file,
+    return explanation(prediction.features, model.dense_kernel,
                        model.labels.index(prediction.label), prediction.label, overlay=overlay)

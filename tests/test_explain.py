@@ -8,12 +8,16 @@ API (`explain=true`) on the shipped hot dog model and ../shared's test hot dogs.
 from __future__ import annotations
 
 import io
+import shutil
 
 import numpy as np
 from PIL import Image
 
 from classifier.explain import LAYER_SIZE, activation_map
-from tests.conftest import require_shared
+from classifier.model import Model
+from classifier.service import classify
+from tests import images
+from tests.conftest import SHIPPED_MODELS, require_shared
 
 CANVAS = 448
 PHOTOS = 50
@@ -72,3 +76,19 @@ def test_the_map_is_the_class_share_of_the_score():
     kernel = np.array([[2.0, -1.0], [-1.0, 3.0], [0.0, 0.0]], np.float32)
     assert activation_map(features, kernel, 0).tolist() == [[0, 1], [0, 0]]
     assert activation_map(features, kernel, 1).tolist() == [[0, 0], [1, 0]]
+
+
+def test_a_map_comes_from_the_head_the_model_answers_with(tmp_path):
+    """The map is drawn with the dense layer the loaded model answers with, not with
+    whatever lies on disk at the moment: a model made again under its name writes a
+    new head file where the one being served was (`classifier.made_models`)."""
+    directory = shutil.copytree(SHIPPED_MODELS / "hotdog", tmp_path / "hotdog")
+    model = Model.from_directory(directory)
+    photo = images.encode(Image.fromarray(images.photo_array(224, 224, 3)), "JPEG", quality=90)
+    before = classify([model], photo, explain={"hotdog"}, overlays=False)["hotdog"].as_dict()
+    with np.load(directory / "head.npz") as head:
+        np.savez(directory / "head.npz", kernel=-head["kernel"], bias=head["bias"])
+    after = classify([model], photo, explain={"hotdog"}, overlays=False)["hotdog"].as_dict()
+    assert after["scores"] == before["scores"]
+    assert after["explanation"]["grid"] == before["explanation"]["grid"]
+    assert np.ptp(before["explanation"]["grid"]) > 0  # a map, not a blank
