@@ -58,6 +58,9 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 MAX_TITLE = 60
 #: Hidden folders (the registry skips them) for a model being built or removed.
 BUILDING, REMOVING = ".making-", ".removing-"
+#: A model is built in seconds: a folder still being built after this long was left by
+#: a worker that died midway (killed for its memory, or the machine stopped).
+ABANDONED_AFTER_S = 3600
 
 
 class NameTaken(ValueError):
@@ -176,7 +179,27 @@ def remove(models_dir: Path, name: str) -> None:
         directory.rename(hidden)  # gone for every worker at once
     except FileNotFoundError:  # removed by another request meanwhile
         raise KeyError(name) from None
-    shutil.rmtree(hidden)
+    shutil.rmtree(hidden, ignore_errors=True)  # what a crash leaves, `clear_leftovers` takes
+
+
+def clear_leftovers(models_dir: Path) -> list[str]:
+    """Delete what a worker that died while making or removing a model left in the
+    models folder: every folder being removed (out of sight already), and folders
+    being built for over ABANDONED_AFTER_S (younger ones may be another worker's work
+    in progress). Returns their names. Run at start-up; hidden folders are never served."""
+    now, cleared = time.time(), []
+    for folder in models_dir.iterdir():
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        try:
+            abandoned = folder.name.startswith(REMOVING) or (
+                folder.name.startswith(BUILDING) and now - folder.stat().st_mtime > ABANDONED_AFTER_S)
+        except OSError:  # cleared by another worker starting at the same time
+            continue
+        if abandoned:
+            shutil.rmtree(folder, ignore_errors=True)
+            cleared.append(folder.name)
+    return cleared
 
 
 def _pixels(photo: Photo, base: Model, budget: DecodeBudget) -> np.ndarray:
@@ -243,7 +266,10 @@ def _card(models_dir: Path, base: Model, trained: Trained, *, name: str, title: 
         files["extra_features"] = [extra["file"] for extra in extras]
     return {
         "schema_version": 1, "name": name, "title": title.strip(),
-        "version": model_card.new_version(),
+        # When it was made, and a random part: a model removed and made again under
+        # its name within the second is another version to every worker (which reloads
+        # a model whose version changed) and to its feedback.
+        "version": f"{model_card.new_version()}.{secrets.token_hex(3)}",
         "description": description.strip() or
         f"Made on this server from {total} photos: tells {', '.join(classes)} apart.",
         "classes": classes,

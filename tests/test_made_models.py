@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import shutil
 import time
@@ -17,7 +18,7 @@ import pytest
 from PIL import Image
 
 from classifier import card as model_card
-from classifier import photo_archive
+from classifier import made_models, photo_archive
 from classifier.batch import cli as batch_cli
 from classifier.head_training import cross_validate, fit
 from classifier.made_models import replace_with_copy
@@ -186,6 +187,28 @@ def test_other_workers_and_restarts_see_made_and_removed_models(app, folders, tm
     assert leftovers(models) == []
 
 
+def test_a_model_made_again_within_the_second_is_the_new_one_everywhere(app, folders, tmp_path,
+                                                                     monkeypatch):
+    """Removed and made again under its name in the same second (the clock is held
+    still here), a model must still be a new version to another worker, which reloads
+    only a model whose version changed."""
+    models, _ = folders
+    monkeypatch.setattr(model_card, "new_version", lambda: "2026-12-06.120000")
+    other = made_app(models, tmp_path / "other.sqlite").test_client()  # another worker
+    assert make(app.test_client(), name="twice").status_code == 201
+    time.sleep(1.1)  # a worker looks at the folder at most once a second
+    assert set(classify(other, "twice", images.jpeg()).get_json()["results"][0]["scores"]) == {"red", "blue"}
+    assert remove(app.test_client(), "twice").status_code == 204
+    assert make(app.test_client(), name="twice",
+                photos=archive({"cat": 5, "dog": 5, "eel": 5})).status_code == 201
+    time.sleep(1.1)
+    try:
+        assert set(classify(other, "twice", images.jpeg()).get_json()["results"][0]["scores"]) == {
+            "cat", "dog", "eel"}
+    finally:
+        remove(app.test_client(), "twice")
+
+
 def test_a_damaged_made_model_is_passed_over_by_starting_and_serving_workers(app, folders, tmp_path):
     """A made model's file cut short (a crash right after it was kept) stopped every
     start-up (EOFError) and failed a request a second in each serving worker."""
@@ -202,6 +225,26 @@ def test_a_damaged_made_model_is_passed_over_by_starting_and_serving_workers(app
         assert classify(serving, "damaged", images.jpeg()).status_code == 400
     finally:
         assert remove(app.test_client(), "damaged").status_code == 204
+
+
+def test_a_start_clears_what_a_dead_worker_left_midway(folders, tmp_path):
+    """A worker killed while building or removing a model leaves a hidden folder with
+    photos' head and links in it: the next start deletes it, but not a folder another
+    worker may be building right now."""
+    models, _ = folders
+    abandoned, building, removing = (models / f"{made_models.BUILDING}old-1a2b3c4d",
+                                     models / f"{made_models.BUILDING}new-5e6f7a8b",
+                                     models / f"{made_models.REMOVING}gone-9c0d1e2f")
+    for folder in (abandoned, building, removing):
+        folder.mkdir()
+        (folder / "head.npz").write_bytes(b"x" * 1000)
+    hours_ago = time.time() - made_models.ABANDONED_AFTER_S - 60
+    os.utime(abandoned, (hours_ago, hours_ago))
+    os.utime(removing, (hours_ago, hours_ago))
+    made_app(models, tmp_path / "started.sqlite")
+    assert not abandoned.exists() and not removing.exists()
+    assert (building / "head.npz").is_file()
+    shutil.rmtree(building)
 
 
 def test_a_made_model_loads_on_its_own_too(client, folders, tmp_path):

@@ -14,6 +14,7 @@ from flask_bootstrap import Bootstrap5
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from classifier import made_models
 from classifier.litert import default_pool_size
 from classifier.process_memory import return_large_blocks_when_freed
 from classifier.registry import ModelRegistry
@@ -64,6 +65,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     protect_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"], instance)
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or instance_secret(instance)
 
+    for leftover in made_models.clear_leftovers(Path(app.config["MODELS_DIR"])):
+        app.logger.warning("removed %s, left by a worker that died making or removing a model",
+                           leftover)
     registry = ModelRegistry.from_folder(
         app.config["MODELS_DIR"], app.config["DEFAULT_MODEL"],
         pool_size=(app.config["INTERPRETERS_PER_MODEL"]
