@@ -166,6 +166,20 @@ def test_feedback_past_the_limit_is_429_never_5xx(web):
     assert limited.get_json()["error"]["code"] == "too_many_requests"
 
 
+def test_ipv6_clients_count_by_their_64_network(web):
+    """An IPv6 client may use any address of the /64 its provider gives it: a limit
+    counted per address would be 2^64 limits. IPv4 counts per address, mapped or not."""
+    def sent(address: str) -> int:
+        return web.post("/api/v1/feedback", json={"token": "x", "correct": True},
+                        environ_base={"REMOTE_ADDR": address}).status_code
+
+    assert [sent(f"2001:db8:1:2::{n:x}") for n in range(1, 7)] == [400] * 5 + [429]
+    assert sent("2001:db8:1:2:ffff:ffff:ffff:ffff") == 429
+    assert sent("2001:db8:1:3::1") == 400  # the next /64: another client
+    assert [sent(address) for address in ["192.0.2.7"] * 5 + ["::ffff:192.0.2.7"]] == [400] * 5 + [429]
+    assert sent("192.0.2.8") == 400
+
+
 def test_the_page_form_works_without_javascript(feedback_app, web):
     page = on_site(web, "POST", "/", data={"image": (io.BytesIO(images.jpeg()), "lunch.jpg")}
                    ).get_data(as_text=True)

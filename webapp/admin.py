@@ -30,10 +30,10 @@ from flask import (
     session,
     url_for,
 )
-from flask_limiter.util import get_remote_address
 from itsdangerous.encoding import want_bytes
 from sqlalchemy import delete, select
 
+from webapp.clients import client_key
 from webapp.db import STATUSES, AdminSession, Feedback, db
 from webapp.feedback import limiter
 
@@ -116,7 +116,7 @@ def end_session() -> None:
 # -- login back-off (see `login`) ----------------------------------------------------
 
 def _backoff_keys() -> tuple[str, str]:
-    address = get_remote_address()
+    address = client_key()
     return f"admin-login/wait/{address}", f"admin-login/failures/{address}"
 
 

@@ -11,19 +11,19 @@ import binascii
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from classifier.encoded import image_bytes
 from classifier.intake import ImageError, decode_image
 from webapp import metrics, tokens
 from webapp.classify import registry
+from webapp.clients import client_key
 from webapp.db import Feedback, db
 from webapp.errors import RequestError
 
 api = Blueprint("feedback_api", __name__, url_prefix="/api/v1")
 page = Blueprint("feedback_page", __name__)
-limiter = Limiter(key_func=get_remote_address)
+limiter = Limiter(key_func=client_key)
 
 
 def feedback_limit() -> str:
