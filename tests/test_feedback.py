@@ -3,6 +3,7 @@ rate limits, the export command and /metrics."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 from pathlib import Path
@@ -125,6 +126,52 @@ def test_with_consent_the_photo_is_kept_without_its_exif(feedback_app, web):
         kept = Image.open(io.BytesIO(entry.photo_jpeg))
         assert entry.has_photo and kept.size == (320, 240)
         assert not kept.getexif() and "exif" not in kept.info and b"PhoneMaker" not in entry.photo_jpeg
+
+
+def share(web, data: bytes) -> tuple[dict, object]:
+    """Classify a photo and send "right" with it shared: the answer, and the response."""
+    answer = classify(web, data)
+    return answer, web.post("/api/v1/feedback", data={
+        "token": answer["feedback_token"], "correct": "true", "consent": "true",
+        "image": (io.BytesIO(data), "mine.jpg")})
+
+
+def test_shared_photos_awaiting_review_are_capped(feedback_app, web):
+    """Many clients, each within its rate limit, must not fill the disk: past the cap a
+    photo is refused before any work on it, and its token can still give the feedback."""
+    feedback_app.config["FEEDBACK_PHOTOS_AWAITING_REVIEW"] = 2
+    assert [share(web, images.jpeg(seed=seed))[1].status_code for seed in (1, 2)] == [201, 201]
+    answer, refused = share(web, images.jpeg(seed=3))
+    assert refused.status_code == 507 and refused.get_json()["error"]["code"] == "photo_store_full"
+    without_photo = web.post("/api/v1/feedback", json={"token": answer["feedback_token"], "correct": True})
+    assert without_photo.status_code == 201 and without_photo.get_json()["photo_stored"] is False
+    with feedback_app.app_context():  # a moderator's review makes room
+        db.session.get(Feedback, 1).status = "accepted"
+        db.session.commit()
+    assert share(web, images.jpeg(seed=4))[1].status_code == 201
+    assert [entry.has_photo for entry in rows(feedback_app)] == [True, True, False, True]
+
+
+def test_prune_deletes_the_photos_no_one_will_use(feedback_app):
+    now = dt.datetime.now(dt.UTC)
+    entries = [("new", 100), ("new", 5), ("rejected", 1), ("accepted", 400), ("new", 400)]
+    with feedback_app.app_context():
+        for index, (status, age_days) in enumerate(entries):
+            db.session.add(Feedback(
+                model_name="hotdog", model_version="1", verdict="hotdog", scores={"hotdog": 1.0},
+                correct=True, photo_sha256=f"{index:064x}", has_photo=index != 4,
+                photo_jpeg=images.jpeg(seed=index) if index != 4 else None, status=status,
+                token_id=f"t{index}", created_at=now - dt.timedelta(days=age_days)))
+        db.session.commit()
+    result = feedback_app.test_cli_runner().invoke(args=["feedback", "prune", "--days", "30"])
+    assert result.exit_code == 0, result.output
+    assert "1 rejected entries and 1 entries unreviewed for over 30 days" in result.output
+    kept = rows(feedback_app)
+    assert [entry.has_photo for entry in kept] == [False, True, False, True, False]
+    with feedback_app.app_context():
+        stored = db.session.scalars(sqlalchemy.select(Feedback.photo_jpeg).order_by(Feedback.id)).all()
+    assert [photo is not None for photo in stored] == [False, True, False, True, False]
+    assert len(kept) == 5  # the feedback itself stays
 
 
 @pytest.mark.parametrize("change, code", [

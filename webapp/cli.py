@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from pathlib import Path
 
 import click
 from flask import Blueprint
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from webapp.db import Feedback, db
 
@@ -37,3 +38,23 @@ def export(folder: Path, model: str | None):
         click.echo(f"{name}/{label}: {count}")
     click.echo(f"{sum(written.values())} photos written to {folder}; "
                f"{without_photo} accepted entries had no photo (no consent)")
+
+
+@bp.cli.command("prune")
+@click.option("--days", type=click.IntRange(min=0), default=90, show_default=True,
+              help="delete the photos of feedback still unreviewed after this many days")
+def prune(days: int):
+    """Delete shared photos that will not be used: those of rejected feedback, and
+    those still awaiting review after DAYS. The feedback itself stays (its verdict,
+    correction and photo hash); accepted photos stay for training. Run it daily (cron):
+    photos people shared should not be kept longer than they are of use."""
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    dropped = {}
+    for status, condition in (("rejected", Feedback.status == "rejected"),
+                              ("unreviewed", (Feedback.status == "new") & (Feedback.created_at < cutoff))):
+        dropped[status] = db.session.execute(
+            update(Feedback).where(Feedback.has_photo, condition)
+            .values(has_photo=False, photo_jpeg=None)).rowcount
+    db.session.commit()
+    click.echo(f"deleted the photos of {dropped['rejected']} rejected entries and "
+               f"{dropped['unreviewed']} entries unreviewed for over {days} days")

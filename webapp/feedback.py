@@ -11,6 +11,7 @@ import binascii
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_limiter import Limiter
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from classifier.encoded import image_bytes
@@ -55,6 +56,7 @@ def feedback_api():
         409: {description: "`token_used`: feedback with this token was already stored", content: {application/json: {schema: Error}}}
         410: {description: "`token_expired`: the answer is older than feedback is taken (24 hours by default)", content: {application/json: {schema: Error}}}
         429: {description: Too much feedback from this client, content: {application/json: {schema: Error}}}
+        507: {description: "`photo_store_full`: as many shared photos wait for review as the server keeps; the token is not spent, send the feedback without the photo", content: {application/json: {schema: Error}}}
     """
     fields = _api_fields()
     photo = request.files.get("image")
@@ -97,6 +99,8 @@ def record(fields, photo: bytes | None, *, consent: bool) -> Feedback:
     correct = _boolean(fields.get("correct"), "correct")
     # A correction beside "right" contradicts it; the no-JS form may send one typed in vain.
     correction = None if correct else _correction(fields.get("correction"), answer)
+    if consent:
+        _check_room_for_a_photo()
     kept = _kept_photo(photo, answer) if consent else None
     entry = Feedback(model_name=answer["model"], model_version=answer["version"],
                      verdict=answer["verdict"], scores=answer["scores"], correct=correct,
@@ -131,6 +135,22 @@ def _correction(value, answer: dict) -> str:
     return value
 
 
+def _check_room_for_a_photo() -> None:
+    """Refuse a shared photo (before any work on it, and leaving its token unspent)
+    while FEEDBACK_PHOTOS_AWAITING_REVIEW photos wait for a moderator. Hosts storing
+    photos at the same moment may each pass the count: it bounds the store, give or
+    take the requests in flight."""
+    try:
+        waiting = db.session.scalar(select(func.count()).select_from(Feedback).where(
+            Feedback.has_photo, Feedback.status == "new"))
+    except SQLAlchemyError:
+        raise _database_unavailable() from None
+    if waiting >= current_app.config["FEEDBACK_PHOTOS_AWAITING_REVIEW"]:
+        raise RequestError(507, "photo_store_full", "We hold as many shared photos as we can "
+                           "review for now: send your feedback without the photo, or share it "
+                           "again in a few days.")
+
+
 def _kept_photo(photo: bytes | None, answer: dict) -> bytes:
     if photo is None:
         raise RequestError(400, "missing_image", "To share the photo, send it in the field 'image'.")
@@ -150,10 +170,14 @@ def _store(entry: Feedback) -> None:
         raise RequestError(409, "token_used", "Feedback on this answer was already sent: "
                            "an answer takes feedback once.") from None
     except SQLAlchemyError:
-        db.session.rollback()
-        current_app.logger.exception("could not store feedback")
-        raise RequestError(503, "database_unavailable",
-                           "Feedback cannot be stored right now; please try again later.") from None
+        raise _database_unavailable() from None
+
+
+def _database_unavailable() -> RequestError:
+    db.session.rollback()
+    current_app.logger.exception("could not store feedback")
+    return RequestError(503, "database_unavailable",
+                        "Feedback cannot be stored right now; please try again later.")
 
 
 def _without_metadata(photo: bytes) -> bytes:
