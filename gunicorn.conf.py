@@ -87,13 +87,21 @@ def post_fork(server, worker):
 # worker's counts in files under PROMETHEUS_MULTIPROC_DIR, which must exist and be empty
 # when the server starts. Unless the environment names one, the master makes a fresh
 # folder before any worker is forked (the workers inherit the variable).
+# A folder the master made is removed when it exits.
 def on_starting(server):
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if folder:
         shutil.rmtree(folder, ignore_errors=True)
         os.makedirs(folder)
     else:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="nothotdog-metrics-")
+        server.made_metrics_folder = tempfile.mkdtemp(prefix="nothotdog-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = server.made_metrics_folder
+
+
+def on_exit(server):
+    folder = getattr(server, "made_metrics_folder", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def post_request(worker, req, environ, resp):
@@ -114,6 +122,20 @@ def _resident_mb() -> float:
     except OSError:  # not Linux: no memory-based recycling
         return 0.0
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def post_worker_init(worker):
+    """A new worker (the app loaded) folds the metrics files of dead workers into the
+    archive files (`webapp.metrics.fold_dead_workers`): a replaced worker's counts stay,
+    its files go, so /metrics does not read more files after every replacement."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        from webapp.metrics import fold_dead_workers
+
+        try:
+            fold_dead_workers(folder)
+        except Exception:  # metrics files are not worth a worker: they stay, and count
+            worker.log.exception("could not fold the metrics files of dead workers")
 
 
 def child_exit(server, worker):

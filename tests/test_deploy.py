@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -46,9 +47,11 @@ def test_gunicorn_serves_with_our_config():
 
 
 @pytest.mark.slow
-def test_a_worker_is_replaced_when_its_memory_grows_not_after_a_count_of_requests():
+def test_a_worker_is_replaced_when_its_memory_grows_not_after_a_count_of_requests(tmp_path):
     """Every worker holds more than 50 MB, so each one serves a request and is replaced;
-    under the default limit 30 requests leave the same workers."""
+    under the default limit 30 requests leave the same workers. A replaced worker's
+    counts stay in /metrics, its metrics files go; a metrics folder the server made
+    goes when it stops."""
     photo = images.jpeg()
 
     def classify(server):
@@ -56,21 +59,30 @@ def test_a_worker_is_replaced_when_its_memory_grows_not_after_a_count_of_request
                                files={"image": ("a.jpg", photo, "image/jpeg")}, timeout=30)
         assert answer.status_code == 200
 
-    with gunicorn(workers=1, env={"NOTHOTDOG_MAX_WORKER_RSS_MB": "50"}, capture_output=True) as server:
+    metrics = tmp_path / "metrics"
+    with gunicorn(workers=1, env={"NOTHOTDOG_MAX_WORKER_RSS_MB": "50",
+                                  "PROMETHEUS_MULTIPROC_DIR": str(metrics)}, capture_output=True) as server:
         server.wait_ready(workers=1, timeout=30)
         first = server.workers()[0].pid
         classify(server)
         assert server.wait_replaced(first, workers=1, timeout=30) is not None
         server.wait_ready(workers=1, timeout=30)
         classify(server)  # the replacement answers
+        assert server.wait_replaced(server.workers()[0].pid, workers=1, timeout=30) is not None
+        server.wait_ready(workers=1, timeout=30)
+        shown = requests.get(server.base + "/metrics", timeout=10).text
+        assert re.search(r'nothotdog_predictions_total\{label="[a-z_]+",model="hotdog"\} 2\.0', shown)
+        assert not list(metrics.glob(f"*_{first}.db")) and (metrics / "counter_archive.db").is_file()
     assert "NOTHOTDOG_MAX_WORKER_RSS_MB): replacing it" in server.process.stdout.read()
 
-    with gunicorn(workers=1) as server:
+    with gunicorn(workers=1, env={"TMPDIR": str(tmp_path)}) as server:
         server.wait_ready(workers=1, timeout=30)
+        assert len(list(tmp_path.glob("nothotdog-metrics-*"))) == 1
         before = [worker.pid for worker in server.workers()]
         for _ in range(30):
             classify(server)
         assert [worker.pid for worker in server.workers()] == before
+    assert not list(tmp_path.glob("nothotdog-metrics-*"))
 
 
 def _cores_of(server) -> list[set[int]]:

@@ -9,13 +9,19 @@ new series without bound.
 Under gunicorn every worker is a process of its own, so the counts live in
 prometheus-client's multiprocess files (PROMETHEUS_MULTIPROC_DIR, which
 gunicorn.conf.py prepares) and /metrics adds up all workers; a single process
-(flask run, tests) uses the ordinary in-memory registry.
+(flask run, tests) uses the ordinary in-memory registry. A dead worker's counts must
+stay (counters never go back), but not its files: every replaced worker left two,
+and /metrics read them all, so each new worker folds those of dead workers into one
+archive file per kind (`fold_dead_workers`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from flask import Blueprint, Flask, Response, g, request
 from prometheus_client import (
@@ -27,6 +33,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 bp = Blueprint("metrics", __name__)
 
@@ -96,9 +104,83 @@ def feedback_received(model: str, correct: bool) -> None:
 
 @bp.get("/metrics")
 def metrics():
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        from prometheus_client import REGISTRY as registry
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        from prometheus_client import REGISTRY
+        return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    with _folding_lock(folder, fcntl.LOCK_SH):  # no worker's counts read twice, or missed
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+# -- a dead worker's files ------------------------------------------------------------
+
+#: The kinds of multiprocess files that outlive their worker (gauges here are "live":
+#: prometheus-client's mark_process_dead deletes them).
+LASTING_KINDS = ("counter", "histogram")
+#: Held shared by a scrape, exclusively while a dead worker's files are folded.
+FOLDING_LOCK = ".folding.lock"
+
+
+def fold_dead_workers(folder: str) -> list[int]:
+    """Add the counters and histograms of every dead worker into `KIND_archive.db` and
+    delete their files (prometheus-client reads the kind from a file's name, and for
+    these kinds nothing else from it); returns their process ids. The sums are the same
+    before and after: a scrape waits for the fold, so it sees a dead worker's counts
+    once, in its file or in the archive. Run by each new worker (gunicorn.conf.py), so
+    the folder holds the live workers' files, the archives and little else."""
+    with _folding_lock(folder, fcntl.LOCK_EX):
+        dead = sorted({pid for kind in LASTING_KINDS for pid in _file_pids(folder, kind)
+                       if not _alive(pid)})
+        for kind in LASTING_KINDS:
+            files = [os.path.join(folder, f"{kind}_{pid}.db") for pid in dead]
+            files = [path for path in files if os.path.exists(path)]
+            if not files:
+                continue
+            archive = os.path.join(folder, f"{kind}_archive.db")
+            sources = [archive, *files] if os.path.exists(archive) else files
+            # Unaccumulated: histogram buckets stay per bucket, as the files keep them.
+            merged = multiprocess.MultiProcessCollector.merge(sources, accumulate=False)
+            draft = f"{archive}.partial"  # not *.db: no scrape reads it
+            _write_values(draft, merged)
+            os.replace(draft, archive)
+            for path in files:
+                os.remove(path)
+    return dead
+
+
+def _file_pids(folder: str, kind: str) -> list[int]:
+    prefix, suffix = f"{kind}_", ".db"
+    return [int(name[len(prefix):-len(suffix)]) for name in os.listdir(folder)
+            if name.startswith(prefix) and name.endswith(suffix)
+            and name[len(prefix):-len(suffix)].isdigit()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process of that number: alive
+        return True
+    return True
+
+
+def _write_values(path: str, metrics: Iterable[Metric]) -> None:
+    values = MmapedDict(path)
+    try:
+        for metric in metrics:
+            for sample in metric.samples:
+                key = mmap_key(metric.name, sample.name, list(sample.labels),
+                               list(sample.labels.values()), metric.documentation)
+                values.write_value(key, sample.value, 0.0)
+    finally:
+        values.close()
+
+
+@contextmanager
+def _folding_lock(folder: str, operation: int) -> Iterator[None]:
+    with open(os.path.join(folder, FOLDING_LOCK), "a") as lock:
+        fcntl.flock(lock, operation)
+        yield
