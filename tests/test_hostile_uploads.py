@@ -210,9 +210,9 @@ def test_a_huge_model_name_is_not_echoed_back(client):
     assert len(response.get_json()["error"]["message"]) < 300
 
 
-def chunked(client, body: bytes, content_type: str):
+def chunked(client, body: bytes, content_type: str, path: str = "/api/v1/classify"):
     """A body as gunicorn hands a chunked one over: no Content-Length, input terminated."""
-    return client.post("/api/v1/classify", input_stream=io.BytesIO(body),
+    return client.post(path, input_stream=io.BytesIO(body),
                        headers={"Content-Type": content_type, "Transfer-Encoding": "chunked"},
                        environ_overrides={"wsgi.input_terminated": True})
 
@@ -232,6 +232,36 @@ def test_a_chunked_body_within_the_limit_is_classified(client):
     response = chunked(client, images.jpeg(), "image/jpeg")
     assert response.status_code == 200
     assert response.get_json()["results"][0]["label"]
+
+
+# -- forms built to cost memory or time ------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/make/classify", "/admin/login", "/feedback"])
+@pytest.mark.parametrize("body", [b"token=" + b"%41" * 6_900_000,  # held 1.6 GB decoded
+                                  b"a=&" * 100])  # more fields than any form of the site
+def test_a_url_encoded_form_is_bounded_before_it_is_decoded(client, path, body):
+    for response in (client.post(path, data=body, content_type="application/x-www-form-urlencoded",
+                                 headers={"Accept": "application/json"}),
+                     chunked(client, body, "application/x-www-form-urlencoded", path)):
+        assert response.status_code == 413
+        assert b"at most 512 KB" in response.data
+
+
+def test_a_json_body_is_bounded_before_it_is_parsed(client):
+    """20 MB of `[{},{},...]` held 0.5 GB parsed; feedback in JSON is a few fields."""
+    response = client.post("/api/v1/feedback", data=b"[" + b"{}," * 6_000_000 + b"{}]",
+                           content_type="application/json")
+    assert response.status_code == 413 and error_code(response) == "payload_too_large"
+    assert client.post("/api/v1/feedback", json={"token": "x", "correct": True}).status_code == 400
+
+
+def test_a_multipart_body_of_near_boundaries_is_refused_before_it_is_split(client):
+    """Each line that begins like the boundary costs python-multipart a slow path: 20 MB
+    of them took 5 s with a one-character boundary."""
+    head = b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
+    response = client.post("/api/v1/classify", data=head + b"\r\n--b-" * 3_495_000 + b"\r\n--b--\r\n",
+                           content_type="multipart/form-data; boundary=b")
+    assert response.status_code == 400 and error_code(response) == "too_many_files"
 
 
 # -- metrics --------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_limiter import Limiter
@@ -25,6 +26,8 @@ from webapp.errors import RequestError
 api = Blueprint("feedback_api", __name__, url_prefix="/api/v1")
 page = Blueprint("feedback_page", __name__)
 limiter = Limiter(key_func=client_key)
+#: The most bytes of feedback sent as JSON: a token and three short fields need 1 KB.
+MAX_JSON_BYTES = 16 * 1024
 
 
 def feedback_limit() -> str:
@@ -78,12 +81,17 @@ def feedback_form():
 
 def _api_fields():
     """The API's fields: a JSON object, or form fields. Anything else is refused here,
-    so that no JSON value (a list, a string, deep nesting) reaches the checks below."""
+    so that no JSON value (a list, a string, deep nesting) reaches the checks below. A
+    JSON body is read up to MAX_JSON_BYTES: 20 MB of `[{},{},...]` parsed held 0.5 GB."""
     if not request.is_json:
         return request.form
+    body = request.stream.read(MAX_JSON_BYTES + 1)
+    if len(body) > MAX_JSON_BYTES:
+        raise RequestError(413, "payload_too_large", f"Feedback in JSON is a few fields: at most "
+                           f"{MAX_JSON_BYTES // 1024} KB (a photo goes in a multipart form).")
     try:
-        fields = request.get_json(silent=True)
-    except RecursionError:  # nested deeper than Python's JSON parser goes
+        fields = json.loads(body)
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         fields = None
     if not isinstance(fields, dict):
         raise RequestError(400, "bad_request", "Send the feedback as a JSON object, such as "
