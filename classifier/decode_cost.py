@@ -18,7 +18,8 @@ import struct
 import numpy as np
 from PIL import Image
 
-from classifier.image_errors import DecodingTooCostly
+from classifier import tiff_structure
+from classifier.image_errors import DecodingTooCostly, UnsupportedImage
 
 #: The most scans a JPEG may hold. libjpeg's progressive script, which
 #: Pillow uses, has 10 for colour and 6 for greyscale (counted in tests/images.py's
@@ -32,7 +33,11 @@ MAX_JPEG_SCANS = 100
 #: would cost 4 s before the first pixel. Real files have a few dozen segments before
 #: a JPEG's image data, a PNG's chunks are kilobytes each, and a GIF has a handful of
 #: extensions; more than these caps is refused up front.
-MAX_STRUCTURE_BLOCKS = {"JPEG": 1_000, "PNG": 20_000, "GIF": 1_000}
+MAX_STRUCTURE_BLOCKS = {"JPEG": 1_000, "PNG": 20_000, "GIF": 1_000,
+                        "TIFF": tiff_structure.MAX_DIRECTORY_ENTRIES}
+#: Pillow's names for JPEG files: an MPO (a JPEG with a multi-picture segment, as some
+#: cameras write) decodes its first picture as a JPEG, and costs as one.
+JPEG_FORMATS = ("JPEG", "MPO")
 
 #: Decoding work per megapixel, relative to PNG (1.0), by format: what the limits below
 #: are counted in. Measured by `python -m bench.hostile` (bench/results/hostile.md):
@@ -108,9 +113,13 @@ def decode_work(image: Image.Image, data: bytes) -> float:
     0x00, so each b"\\xff\\xda" is a start-of-scan marker (or, harmlessly, data in a
     metadata segment, which only over-counts)."""
     megapixels = image.size[0] * image.size[1] / 1e6
+    if image.format == "BMP" and image.tile and image.tile[0][0] != "raw":
+        # Pillow decodes run-length BMPs in Python: 4 KB of them took 5 s.
+        raise UnsupportedImage("Compressed (run-length) BMP files are not accepted: send the "
+                               "photo as a PNG or JPEG.")
     if image.format == "GIF":
         return megapixels * DECODE_WORK_PER_MEGAPIXEL["GIF"]
-    if image.format != "JPEG":
+    if image.format not in JPEG_FORMATS:
         return (megapixels * DECODE_WORK_PER_MEGAPIXEL.get(image.format, 1.0)
                 * MODE_WORK.get(image.mode, 1.0))
     scans = count_pairs(data, 0xFF, 0xDA)
@@ -139,11 +148,14 @@ def refuse_costly_structure(data: bytes) -> None:
 
 
 def _structure_blocks(data: bytes) -> tuple[str | None, int]:
-    """(format, blocks counted up to one past its cap) for JPEG, PNG and GIF."""
+    """(format, blocks counted up to one past its cap) for JPEG, PNG and GIF; for a TIFF,
+    the entries of its first directory, which Pillow parses when it opens the file."""
     if data.startswith(b"\xff\xd8"):  # JPEG: segments up to the first scan
         return "JPEG", _count_blocks(data, 2, MAX_STRUCTURE_BLOCKS["JPEG"], _next_jpeg_segment)
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "PNG", _count_blocks(data, 8, MAX_STRUCTURE_BLOCKS["PNG"], _next_png_chunk)
+    if data.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):  # TIFF: its first directory
+        return "TIFF", tiff_structure.directory_entries(data)
     if data.startswith((b"GIF87a", b"GIF89a")) and len(data) >= 13:
         palette = 3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0
         return "GIF", _count_blocks(data, 13 + palette, MAX_STRUCTURE_BLOCKS["GIF"], _next_gif_extension)

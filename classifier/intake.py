@@ -20,10 +20,11 @@ import struct
 import warnings
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
-from classifier.decode_cost import DecodeBudget, decode_work, refuse_costly_structure
+from classifier.decode_cost import JPEG_FORMATS, DecodeBudget, decode_work, refuse_costly_structure
 from classifier.image_errors import CorruptImage, EmptyImage, ImageError, ImageTooLarge, UnsupportedImage
+from classifier.tiff_structure import ORIENTATION_TAG, exif_orientation
 
 try:  # Phones send HEIC; the plugin is optional so training machines need not have it.
     from pillow_heif import register_heif_opener
@@ -90,6 +91,9 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     refuse_costly_structure(data)
     try:
         with warnings.catch_warnings():
+            # Pillow warns once per odd tag of a damaged file, with the tag in the text:
+            # a client's file must not write what it likes into our log.
+            warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
             width, height = image.size
@@ -104,14 +108,12 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                     f"The image is {width}x{height} pixels; no side may be longer than "
                     f"{MAX_SIDE:,} pixels.")
             (budget or DecodeBudget()).spend(decode_work(image, data), data)
-            if draft_size and image.format == "JPEG":
+            if draft_size and image.format in JPEG_FORMATS:
                 image.draft("RGB", draft_size)
             image.load()  # decodes the first frame only
             if draft_size:
                 image = _reduced(image, draft_size)
-            # In place: without an orientation tag, exif_transpose would return a full copy.
-            ImageOps.exif_transpose(image, in_place=True)
-            return _to_rgb(image)
+            return _to_rgb(_upright(image))
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -120,10 +122,37 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
             f"({', '.join(ACCEPTED_FORMATS)}).") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLarge("The image is too large to decode safely.") from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
-            struct.error, ZeroDivisionError, MemoryError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError,
+            AttributeError, RuntimeError, struct.error, ZeroDivisionError, MemoryError) as exc:
+        # RuntimeError: pillow-heif's, for a HEIC whose boxes disagree about its size.
         # Pillow's decoders signal damaged data with a zoo of exception types.
         raise CorruptImage(f"The image data is damaged or truncated ({_short(exc)}).") from None
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The photo turned as its EXIF orientation says. Read here, not by Pillow's
+    exif_transpose, which parses every tag of the EXIF block and writes it back: a few
+    KB of odd tags cost it seconds, or raised exceptions of its own (found in a review)."""
+    method = _TRANSPOSE.get(orientation(image))
+    return image.transpose(method) if method is not None else image
+
+
+#: What each EXIF orientation (2-8) asks for, as Pillow's exif_transpose does it.
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+
+
+def orientation(image: Image.Image) -> int:
+    """The EXIF orientation of an opened photo (1, upright, when it has none): a TIFF's
+    own tag (parsed when it was opened), else the Orientation entry of the EXIF block's
+    first directory, looked up in at most MAX_EXIF_ENTRIES entries."""
+    if image.format == "TIFF":
+        value = image.tag_v2.get(ORIENTATION_TAG, 1)
+        return value if isinstance(value, int) else 1
+    block = image.info.get("exif")
+    return exif_orientation(block) if isinstance(block, bytes) else 1
 
 
 def fit_to_input(image: Image.Image, size: tuple[int, int]) -> np.ndarray:

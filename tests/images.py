@@ -87,17 +87,20 @@ def animated(fmt: str = "GIF", frames: int = 3, width: int = 64, height: int = 4
     return encode(images[0], fmt, save_all=True, append_images=images[1:], duration=100, loop=0)
 
 
-def with_orientation(image: Image.Image, orientation: int) -> bytes:
+def with_orientation(image: Image.Image, orientation: int, fmt: str = "JPEG") -> bytes:
     """Store `image` transformed so that a viewer honouring EXIF `orientation`
-    shows the original upright image again: what a phone camera writes."""
+    shows the original upright image again: what a phone camera writes (a TIFF
+    keeps the tag in its own directory, the others in an EXIF block)."""
     inverse = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
                4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
                6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
                8: Image.Transpose.ROTATE_270}[orientation]
     stored = image if inverse is None else image.transpose(inverse)
+    if fmt == "TIFF":
+        return encode(stored, "TIFF", tiffinfo={0x0112: orientation})
     exif = Image.Exif()
     exif[0x0112] = orientation
-    return encode(stored, "JPEG", quality=95, exif=exif.tobytes())
+    return encode(stored, fmt, quality=95, exif=exif.tobytes())
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -195,3 +198,69 @@ def gif_extension_flood(extensions: int) -> bytes:
     flags = photo[10]
     start = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # after the global palette
     return photo[:start] + b"\x21\xfe\x00" * extensions + photo[start:]
+
+
+def exif_directory(entries: list[tuple[int, int, int, bytes]], data: bytes = b"") -> bytes:
+    """A little-endian TIFF structure (an EXIF block) of one directory: each entry
+    (tag, type, count, 4 bytes of value or offset), then `data` (at offset 14 + 12 n)."""
+    body = b"".join(struct.pack("<HHI", tag, kind, count) + value for tag, kind, count, value in entries)
+    return b"II*\x00" + struct.pack("<IH", 8, len(entries)) + body + b"\x00\x00\x00\x00" + data
+
+
+def jpeg_with_odd_exif(orientation: int = 6) -> bytes:
+    """A JPEG turned by its orientation, whose EXIF also types Artist as a fraction:
+    Pillow's exif_transpose raised rewriting such a block."""
+    entries = [(0x0112, 3, 1, struct.pack("<HH", orientation, 0)),
+               (0x013B, 5, 1, struct.pack("<I", 8 + 2 + 2 * 12 + 4))]  # RATIONAL, at the data
+    block = exif_directory(entries, struct.pack("<II", 1, 3))
+    return encode(Image.fromarray(photo_array(64, 48)), "JPEG", exif=b"Exif\x00\x00" + block)
+
+
+def exif_flood(entries: int, fmt: str = "PNG") -> bytes:
+    """A tiny photo whose EXIF block holds `entries` bogus entries after an orientation
+    of 6: 12 bytes each, which Pillow parsed (and warned about) one by one."""
+    flood = [(0x0112, 3, 1, struct.pack("<HH", 6, 0))] + [
+        (0x1000 + n % 60000, 4, 1, struct.pack("<I", n)) for n in range(entries)]
+    return encode(Image.fromarray(photo_array(16, 8)), fmt, exif=b"Exif\x00\x00" + exif_directory(flood))
+
+
+def tiff_directory_flood(entries: int) -> bytes:
+    """An 8x8 TIFF whose directory holds `entries` bogus entries beside its own."""
+    data = bytearray(encode(Image.new("L", (8, 8)), "TIFF"))
+    offset = struct.unpack_from("<I", data, 4)[0]
+    count = struct.unpack_from("<H", data, offset)[0]
+    own = [bytes(data[offset + 2 + 12 * i:offset + 14 + 12 * i]) for i in range(count)]
+    bogus = [struct.pack("<HHII", 40000 + n % 25000, 4, 1, n) for n in range(entries)]
+    directory = sorted(own + bogus, key=lambda entry: struct.unpack_from("<H", entry)[0])
+    struct.pack_into("<I", data, 4, len(data))
+    return bytes(data) + struct.pack("<H", len(directory)) + b"".join(directory) + b"\x00" * 4
+
+
+def rle_bmp(width: int, height: int) -> bytes:
+    """An 8-bit run-length BMP whose every row is one pixel and an end of line: a few
+    KB for a wide picture, which Pillow's BMP decoder pads pixel by pixel in Python."""
+    rows = b"\x01\x00\x00\x00" * height + b"\x00\x01"
+    palette = b"\x00\x00\x00\x00" + b"\xff\xff\xff\x00" * 255
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(rows), 2835, 2835, 256, 0)
+    offset = 14 + len(info) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + info + palette + rows
+
+
+def mpo_scan_bomb(width: int = 5000, height: int = 5000, repeats: int = 500) -> bytes:
+    """`jpeg_scan_bomb` with a multi-picture (MPF) segment, as some cameras write:
+    Pillow then names it MPO, not JPEG."""
+    frame = Image.new("L", (8, 8))
+    mpo = encode(frame, "MPO", save_all=True, append_images=[frame.copy()])
+    offset, _ = next((at, marker) for at, marker in _segments(mpo)
+                     if marker == 0xE2 and mpo[at + 4:at + 8] == b"MPF\x00")
+    segment = mpo[offset:offset + 2 + struct.unpack_from(">H", mpo, offset + 2)[0]]
+    bomb = jpeg_scan_bomb(width, height, repeats)
+    return bomb[:2] + segment + bomb[2:]
+
+
+def heic_claiming_another_size(side: int = 64) -> bytes:
+    """A HEIC whose image-size box says 16 x 16 while its picture is `side` pixels a side."""
+    data = bytearray(encode(Image.fromarray(photo_array(side, side)), "HEIF", quality=50))
+    at = data.find(b"ispe")
+    struct.pack_into(">II", data, at + 8, 16, 16)
+    return bytes(data)

@@ -7,6 +7,7 @@ The time and memory each one costs a real gunicorn worker are measured by
 
 from __future__ import annotations
 
+import base64
 import http.client
 import io
 import re
@@ -232,6 +233,48 @@ def test_a_chunked_body_within_the_limit_is_classified(client):
     response = chunked(client, images.jpeg(), "image/jpeg")
     assert response.status_code == 200
     assert response.get_json()["results"][0]["label"]
+
+
+# -- metadata and formats that Pillow handles slowly, or not at all -------------------
+
+def test_an_odd_exif_block_costs_no_500_and_its_orientation_is_applied(client):
+    """Pillow's exif_transpose rewrote every tag and raised on an oddly typed one."""
+    response = send(client, images.jpeg_with_odd_exif(orientation=6), query="?preview=true")
+    assert response.status_code == 200, response.get_json()
+    preview = Image.open(io.BytesIO(base64.b64decode(
+        response.get_json()["results"][0]["preview"].split(",", 1)[1])))
+    assert preview.size[1] > preview.size[0]  # 64 x 48 stored, turned upright: taller than wide
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "JPEG"])
+def test_a_flood_of_exif_entries_is_not_parsed(recwarn, fmt):
+    """65,000 bogus entries cost Pillow 0.5 s and a warning each (13 MB of log); only the
+    orientation is looked up, in the first entries."""
+    flood = images.exif_flood(65_000 if fmt != "JPEG" else 5_000, fmt)  # a JPEG's EXIF is 64 KB at most
+    decoded = intake.decode_image(flood)
+    assert decoded.size == (8, 16)  # stored 16 x 8 with orientation 6: turned
+    assert not [w for w in recwarn if "PIL" in w.filename]
+
+
+def test_a_tiff_directory_of_countless_entries_is_refused_before_pillow_reads_it(client):
+    assert_too_costly(send(client, images.tiff_directory_flood(65_000)), "blocks")
+    assert send(client, images.tiff_directory_flood(100)).status_code == 200
+
+
+def test_a_run_length_bmp_is_refused_before_pillow_decodes_it_in_python(client):
+    response = send(client, images.rle_bmp(50_000, 800))  # 4 KB: about 5 s to decode
+    assert response.status_code == 415 and "run-length" in response.get_json()["error"]["message"]
+    assert send(client, images.in_format("BMP")).status_code == 200
+
+
+def test_an_mpo_is_priced_like_the_jpeg_it_is(client):
+    """A JPEG with a multi-picture segment is an MPO to Pillow: its scans went uncounted."""
+    assert_too_costly(send(client, images.mpo_scan_bomb()), "scans")
+
+
+def test_a_heic_whose_boxes_disagree_about_its_size_is_a_clear_4xx(client):
+    response = send(client, images.heic_claiming_another_size())
+    assert response.status_code == 422 and error_code(response) == "corrupt_image"
 
 
 # -- forms built to cost memory or time ------------------------------------------------

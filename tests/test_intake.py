@@ -69,10 +69,11 @@ def test_animation_uses_the_first_frame():
         assert np.abs(animated - expected).mean() < 8, fmt
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "HEIF"])
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_exif_orientation_is_applied(orientation):
+def test_exif_orientation_is_applied(orientation, fmt):
     upright = Image.fromarray(images.photo_array(160, 90))
-    decoded = decode_image(images.with_orientation(upright, orientation))
+    decoded = decode_image(images.with_orientation(upright, orientation, fmt))
     assert decoded.size == upright.size
     difference = np.abs(np.asarray(decoded, np.int16) - np.asarray(upright, np.int16)).mean()
     assert difference < 6, f"orientation {orientation} not undone (mean diff {difference:.1f})"
