@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import io
 import posixpath
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 
 from classifier.batch.sources import ItemError, read_zip_member
 from classifier.intake import IMAGE_SUFFIXES
+from classifier.zip_directory import open_zip
 
 #: Fewest photos of a class: under it, neither the head nor its estimate mean much.
 MIN_PER_CLASS = 5
@@ -31,6 +33,9 @@ MAX_PHOTOS = 200
 #: archive within the 20 MB upload limit unpacks to little more than that; an archive of
 #: zeros unpacks to a thousand times its size, and all of it would be held at once.
 MAX_TOTAL_BYTES = 100 * 1024 * 1024
+#: Most entries of the archive's directory: its photos, their folders, and what zip
+#: tools add beside them (macOS adds a resource fork a photo).
+MAX_ENTRIES = 5 * MAX_PHOTOS
 #: Longest class name (a folder's name), as the page shows it on one line.
 MAX_CLASS_NAME = 60
 #: Names a zip tool adds that are not photos: macOS's resource forks, hidden files.
@@ -51,11 +56,15 @@ def class_photos(data: bytes, *, max_file_bytes: int) -> dict[str, list[Photo]]:
     """The archive's photos by class (folder name), classes sorted by name, photos
     by path. Files that are not photos by their suffix are skipped."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = open_zip(io.BytesIO(data), max_entries=MAX_ENTRIES)
         infos = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ArchiveError(f"This is not a readable .zip archive ({exc}).") from None
     photos = [info for info in infos if _is_photo(info)]
+    names = [info.filename for info in photos]
+    if len(set(names)) != len(names):
+        twice = next(name for name in names if names.count(name) > 1)
+        raise ArchiveError(f"The archive holds {twice} more than once: each photo counts once.")
     by_class = _by_class(photos)
     check_counts(by_class)
     for info in photos:
@@ -98,16 +107,33 @@ def _by_class(photos: list[zipfile.ZipInfo]) -> dict[str, list[zipfile.ZipInfo]]
                                "one folder of photos per class (CLASS/photo.jpg), nothing deeper.")
         check_class_name(parts[0], "folder name")
         by_class.setdefault(parts[0], []).append(info)
+    check_distinct(list(by_class))
     return {label: sorted(members, key=lambda i: i.filename) for label, members in by_class.items()}
 
 
 def check_class_name(name: str, what: str = "name") -> None:
     """Refuses a class name that cannot be a label: too long or not printable (a line
-    break would split labels.txt). Checked before anything is built from it: every
-    photo's name starts with its class, and a signed token carries them all."""
-    if not name.isprintable() or len(name) > MAX_CLASS_NAME:
+    break would split labels.txt), or a path rather than a name (feedback exports
+    write photos into a folder named by their class). Checked before anything is built
+    from it: every photo's name starts with its class, and a signed token carries them all."""
+    if (not name.isprintable() or not 0 < len(name) <= MAX_CLASS_NAME or name != name.strip()
+            or any(ch in name for ch in "/\\") or name in (".", "..")):
         raise ArchiveError(f"The {what} {name[:MAX_CLASS_NAME]!r} cannot be a class name: "
-                           f"at most {MAX_CLASS_NAME} printable characters.")
+                           f"1 to {MAX_CLASS_NAME} printable characters, no slashes, not . or .., "
+                           "no spaces at either end.")
+
+
+def check_distinct(names: list[str]) -> None:
+    """Refuses class names that differ only in case or in how their letters are
+    encoded ("Cat" and "cat", "café" in its two Unicode forms): people would take them
+    for one class."""
+    seen: dict[str, str] = {}
+    for name in names:
+        key = unicodedata.normalize("NFC", name).casefold()
+        if key in seen:
+            raise ArchiveError(f"The classes {seen[key]!r} and {name!r} differ only in case or "
+                               "accents' encoding: give them names that tell them apart.")
+        seen[key] = name
 
 
 def check_counts(by_class: dict[str, list]) -> None:

@@ -257,6 +257,9 @@ def tar_with_header_before(kind: str, size: int) -> bytes:
     (made by hand: tarfile writes none of these), then a photo it would apply to."""
     if kind == "pax of digits":
         header, data = tarfile.XHDTYPE, b"1" * size
+    elif kind == "sparse map":  # well formed, but a map tarfile cannot read (ValueError)
+        record = b" GNU.sparse.map=x\n"
+        header, data = tarfile.XHDTYPE, b"%d%s" % (len(record) + 2, record)
     elif kind == "pax record":
         value = b"x" * (size - len(b"comment=\n") - len(b"%d " % size))
         header, data = tarfile.XHDTYPE, b"%d comment=%s\n" % (size, value)
@@ -282,6 +285,7 @@ def tar_with_header_before(kind: str, size: int) -> bytes:
     ("pax of digits", 20_000, "pax records that are not LENGTH KEY=VALUE lines"),
     ("pax record", 1 << 20, "an extended header of 1,048,576 bytes"),
     ("GNU long name", 16 << 20, "an extended header of 16,777,217 bytes"),
+    ("sparse map", 0, "invalid literal"),
 ])
 def test_tar_headers_before_a_member_are_read_only_when_small_and_well_formed(tmp_path, kind, size, words):
     """tarfile reads a pax header or a GNU long name whole, and before Python 3.11.10
@@ -295,6 +299,35 @@ def test_tar_headers_before_a_member_are_read_only_when_small_and_well_formed(tm
     # Compared by length first: a regression would otherwise print a 16 MB name.
     assert [(len(item.path), item.error) for item in items[1:]] == [(len(str(archive)), "truncated_archive")]
     assert words in items[1].message
+
+
+def test_a_zip_name_flagged_utf8_that_is_not_is_a_damaged_archive_row(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        zipped.writestr("ok.jpg", images.jpeg())
+    data = bytearray(buffer.getvalue())
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 8] |= 0x08  # ... flags bit 11 (UTF-8 names), in the central directory
+    data[central + 9] |= 0x08
+    data[central + 46] = 0xFF  # and a name that is not UTF-8
+    (tmp_path / "names.zip").write_bytes(bytes(data))
+    items = list(expand([str(tmp_path / "names.zip")]))
+    assert [item.error for item in items] == ["truncated_archive"]
+
+
+def test_a_glob_does_not_follow_links_to_folders(tmp_path):
+    """Two links to "." made glob.glob's `**` list about 2^40 paths."""
+    folder = tmp_path / "photos"
+    (folder / "deep").mkdir(parents=True)
+    (folder / "deep" / "a.jpg").write_bytes(images.jpeg())
+    (folder / "b.jpg").write_bytes(images.jpeg())
+    (folder / ".hidden.jpg").write_bytes(images.jpeg())
+    (folder / "l1").symlink_to(".", target_is_directory=True)
+    (folder / "l2").symlink_to(".", target_is_directory=True)
+    started = time.monotonic()
+    items = list(expand([f"{folder}/**/*.jpg"]))
+    assert time.monotonic() - started < 5
+    assert [item.path for item in items] == [f"{folder}/b.jpg", f"{folder}/deep/a.jpg"]
 
 
 @pytest.mark.parametrize("suffix", [".tar", ".tar.gz", ".tar.xz"])

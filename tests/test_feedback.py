@@ -306,6 +306,24 @@ def test_admin_reviews_filters_and_decides(feedback_app, web):
     assert listed("?status=accepted") == 1
 
 
+def test_export_never_writes_outside_its_folder(feedback_app, tmp_path):
+    """A class named like a path (allowed for models made before 6 Dec 2026) must not
+    lead a photo out of the export folder."""
+    with feedback_app.app_context():
+        for index, label in enumerate(["../../escaped", "..", "fine"]):
+            db.session.add(Feedback(
+                model_name="made", model_version="1", verdict="other", scores={"other": 1.0},
+                correct=False, correction=label, photo_sha256=f"{index:064x}", has_photo=True,
+                photo_jpeg=images.jpeg(seed=index), status="accepted", token_id=f"e{index}"))
+        db.session.commit()
+    out = tmp_path / "a" / "out"
+    result = feedback_app.test_cli_runner().invoke(args=["feedback", "export", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.jpg")) == [
+        "a/out/made/fine/feedback_3.jpg"]
+    assert result.output.count("is not a folder name") == 2
+
+
 def test_export_writes_accepted_photos_by_class(feedback_app, web, tmp_path):
     for seed in range(3):
         data = images.jpeg(seed=30 + seed)

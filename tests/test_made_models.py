@@ -388,6 +388,43 @@ def test_too_many_classes_or_photos_are_refused(monkeypatch):
         photo_archive.class_photos(archive({"a": 5, "b": 5}), max_file_bytes=10**6)
 
 
+@pytest.mark.parametrize("classes, words", [
+    ({"Cat": 5, "cat": 5}, "differ only in case"),
+    ({"caf\u00e9": 5, "cafe\u0301": 5}, "differ only in case or accents"),  # NFC and NFD
+    ({" cat": 5, "dog": 5}, "no spaces at either end"),
+])
+def test_class_names_people_would_take_for_one_are_refused(classes, words):
+    with pytest.raises(photo_archive.ArchiveError, match=words):
+        photo_archive.class_photos(archive(classes), max_file_bytes=10**6)
+
+
+def test_a_photo_named_twice_in_the_archive_is_refused():
+    """Five entries of one photo would pass as a class of five, and leak into every fold."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        for label in ("a", "b"):
+            for _ in range(5):
+                zipped.writestr(f"{label}/same.jpg", tinted((250, 30, 30), 1))
+    with pytest.raises(photo_archive.ArchiveError, match="more than once"):
+        photo_archive.class_photos(buffer.getvalue(), max_file_bytes=10**6)
+
+
+def test_an_archive_whose_entries_carry_huge_extra_fields_is_refused_unparsed():
+    """Python 3.11.7's zipfile decodes extra fields in quadratic time: 20 MB of entries
+    with 65 KB of empty records each took about 5 s before any check could run."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        for i in range(10):
+            info = zipfile.ZipInfo(f"a/{i}.jpg")
+            info.extra = b"\x99\x99\x00\x00" * 16_000  # empty records of an unknown kind
+            zipped.writestr(info, b"x")
+    with pytest.raises(photo_archive.ArchiveError, match="bytes of extra fields"):
+        photo_archive.class_photos(buffer.getvalue(), max_file_bytes=10**6)
+    with pytest.raises(photo_archive.ArchiveError, match="more than 1,000 entries"):
+        photo_archive.class_photos(archive({"a": 5, "b": 5}, extra={
+            f"b/{i}.txt": b"" for i in range(1_000)}), max_file_bytes=10**6)
+
+
 def test_the_password_is_needed(client):
     assert make(client, password=None).status_code == 401
     assert "Basic" in make(client, password=None).headers["WWW-Authenticate"]

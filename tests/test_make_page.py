@@ -102,7 +102,7 @@ def test_a_title_must_be_one_printable_line(web, title):
     assert "printable characters on one line" in response.get_json()["error"]["message"]
 
 
-@pytest.mark.parametrize("name", ["r" * 1_000_000, "re\nd", "re\x00d"])
+@pytest.mark.parametrize("name", ["r" * 1_000_000, "re\nd", "re\x00d", "../../escaped", "a/b", "..", "a\\b"])
 def test_a_class_name_that_cannot_be_a_label_is_refused_before_any_photo_is_read(web, name):
     """Every photo's name starts with its class, and the token carries them all: a class
     named with a megabyte cost 2.2 s and 280 MB to sign for 57 photos; a line break would
@@ -111,7 +111,13 @@ def test_a_class_name_that_cannot_be_a_label_is_refused_before_any_photo_is_read
                         data={**photos_by_class({"red": 6, "blue": 6}), "class": [name, "blue"]})
     assert response.status_code == 422
     message = response.get_json()["error"]["message"]
-    assert "cannot be a class name: at most 60 printable characters" in message
+    assert "cannot be a class name: 1 to 60 printable characters, no slashes" in message
+
+
+def test_classes_that_differ_only_in_case_are_refused(web):
+    response = web.post("/make/train", headers=JSON,
+                        data={**photos_by_class({"red": 6, "blue": 6}), "class": ["Red", "red"]})
+    assert response.status_code == 422 and "differ only in case" in response.get_json()["error"]["message"]
 
 
 def test_a_forged_token_is_refused(web):

@@ -29,6 +29,11 @@ def export(folder: Path, model: str | None):
         if not entry.has_photo:
             without_photo += 1
             continue
+        if Path(entry.label).name != entry.label or entry.label in ("", ".", ".."):
+            # Labels are class names, checked to be names, not paths, since 6 Dec 2026;
+            # a model made before may still name a class "../x".
+            click.echo(f"skipped feedback {entry.id}: its class {entry.label!r} is not a folder name")
+            continue
         target = folder / entry.model_name / entry.label
         target.mkdir(parents=True, exist_ok=True)
         # Named by the feedback id: never by anything the person sent.

@@ -24,7 +24,14 @@ from classifier import made_models
 from classifier.decode_cost import DecodeBudget
 from classifier.head_training import Estimate, Head
 from classifier.model import Model
-from classifier.photo_archive import ArchiveError, Photo, check_class_name, check_counts, class_photos
+from classifier.photo_archive import (
+    ArchiveError,
+    Photo,
+    check_class_name,
+    check_counts,
+    check_distinct,
+    class_photos,
+)
 from classifier.service import classify
 from webapp import admin
 from webapp.classify import decode_budget, registry
@@ -122,6 +129,7 @@ def _sent_photos() -> tuple[dict[str, list[Photo]], DecodeBudget]:
         raise ArchiveError("Give every class a name of its own.")
     for name in names:
         check_class_name(name)
+    check_distinct(names)
     photos = {name: [Photo(f"{name}/{display_name(f.filename)}", f.read())
                      for f in request.files.getlist(f"photos-{index}")]
               for index, name in enumerate(names)}

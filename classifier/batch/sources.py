@@ -9,7 +9,6 @@ that file's row instead of an exception, a hang or an endless read."""
 
 from __future__ import annotations
 
-import glob
 import lzma
 import os
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from classifier.intake import IMAGE_SUFFIXES
+from classifier.zip_directory import open_zip
 
 #: Separates an archive from the member inside it in an item's path.
 MEMBER = "!"
@@ -34,7 +34,8 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".tx
 MAX_LIST_LINE = 16 * 1024
 #: What reading a damaged tar raises: tarfile's errors and those of the decompressor
 #: under it (gzip's EOFError and OSError, bzip2's OSError, zlib's and lzma's own).
-_TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
+_TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError,
+               ValueError, IndexError)  # tarfile's, for odd sparse-file headers
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def expand(sources: Iterable[str]) -> Iterator[Item]:
 def _expand_one(source: str) -> Iterator[Item]:
     path = Path(source)
     if any(ch in source for ch in "*?["):
-        matches = sorted(glob.glob(source, recursive=True))
+        matches = _glob(source)
         if not matches:
             raise SourceError(f"{source}: the pattern matches nothing")
         for match in matches:
@@ -107,6 +108,17 @@ def _expand_one(source: str) -> Iterator[Item]:
         yield from _listed(path)
 
 
+def _glob(pattern: str) -> list[Path]:
+    """The paths `pattern` matches, sorted, hidden ones aside. pathlib's `**` does not
+    follow links to folders (glob.glob's does: two links to "." made it list 2^40
+    paths), as a folder source does not."""
+    parts = Path(pattern).parts
+    fixed = next(index for index, part in enumerate(parts) if any(ch in part for ch in "*?["))
+    base = Path(*parts[:fixed]) if fixed else Path()
+    return sorted(match for match in base.glob(str(Path(*parts[fixed:])))
+                  if not any(part.startswith(".") for part in match.relative_to(base).parts))
+
+
 def _files(path: Path) -> Iterator[Item]:
     """A file, or every file under a folder (hidden ones aside)."""
     if path.is_file():
@@ -119,9 +131,9 @@ def _files(path: Path) -> Iterator[Item]:
 
 def _zip_members(path: Path) -> Iterator[Item]:
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_zip(path) as archive:
             infos = archive.infolist()
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, ValueError) as exc:  # ValueError: a name not in UTF-8
         yield Item(str(path), error="truncated_archive", message=f"the zip directory is damaged: {exc}")
         return
     for index in sorted(range(len(infos)), key=lambda i: infos[i].filename):
@@ -135,6 +147,7 @@ def _tar_members(path: Path) -> Iterator[Item]:
     try:
         with _open_tar(path) as archive:
             for index, info in enumerate(iter(archive.next, None)):
+                archive.members.clear()  # tarfile keeps every member it passed: 100k held 80 MB
                 if info.isfile():
                     yield Item(f"{path}{MEMBER}{info.name}", str(path), index)
     except _TAR_ERRORS as exc:
@@ -361,7 +374,7 @@ class _ZipMembers:
 
     def __init__(self, path: str):
         self.path = path
-        self._zip = zipfile.ZipFile(path)
+        self._zip = open_zip(path)
         self._infos = self._zip.infolist()
 
     def can_read(self, item: Item) -> bool:
@@ -393,6 +406,7 @@ class _TarMembers:
             info = None
             while self._next <= item.index:
                 info = self._tar.next()
+                self._tar.members.clear()  # as in `_tar_members`
                 self._next += 1
                 if info is None:
                     raise _changed()
