@@ -104,6 +104,25 @@ def test_rows_are_the_classification_services_answers(mixed, tmp_path):
     assert row["not_sure"] is answer["not_sure"]
 
 
+def test_a_file_that_trips_an_unexpected_error_gets_its_row_and_the_run_goes_on(mixed, monkeypatch, caplog):
+    """A decoder's own bug on one odd file (Pillow's EXIF rewrite raised AttributeError
+    once) must cost that file's row, not the run."""
+    model = local.load_model(SHIPPED_MODELS, "hotdog", "int8")
+    reader = local.Reader(10**7)
+    photos = sorted((mixed / "photos").glob("p*.jpg"))[:2]
+
+    def fragile(models, data, **options):
+        if data == photos[0].read_bytes():
+            raise AttributeError("'IFDRational' object has no attribute 'encode'")
+        return classify(models, data, **options)
+
+    monkeypatch.setattr(local, "classify", fragile)
+    rows = [local.classify_item(model, reader, local.Item(str(photo))) for photo in photos]
+    assert rows[0]["error"] == "internal_error" and "AttributeError" in rows[0]["error_message"]
+    assert rows[1]["error"] == "" and rows[1]["label"] in model.labels
+    assert "unexpected error" in caplog.text
+
+
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
 def test_interrupted_run_resumes_to_the_same_output(mixed, tmp_path, monkeypatch, suffix):
     sources = [mixed / "photos", mixed / "more.zip", "--variant", "int8"]

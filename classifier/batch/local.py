@@ -5,6 +5,7 @@ Ray engine uses too, so both give identical rows."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import Iterable, Iterator
@@ -16,6 +17,8 @@ from classifier.batch.sources import Item, ItemError, Reader
 from classifier.intake import ImageError
 from classifier.model import Model
 from classifier.service import classify
+
+log = logging.getLogger(__name__)
 
 #: Items sent to a worker at once: large enough that the hand-over costs little,
 #: small enough that the output (and the progress bar) moves every second or so.
@@ -41,6 +44,9 @@ def classify_item(model: Model, reader: Reader, item: Item) -> dict:
         return outputs.row(model, item.path, classify([model], data)[model.name])
     except ImageError as exc:
         return outputs.row(model, item.path, error=(exc.code, exc.message))
+    except Exception as exc:  # a decoder's own bug on one odd file must not end the run
+        log.exception("%s: unexpected error", item.path)
+        return outputs.row(model, item.path, error=("internal_error", f"{type(exc).__name__}: {exc}"[:200]))
 
 
 def run(items: list[Item], models_dir: Path, name: str, variant: str, max_bytes: int,
