@@ -264,6 +264,21 @@ def test_logging_out_ends_the_session_for_every_copy_of_the_cookie(hosts):
                    data={"status": "accepted", "csrf_token": forms_token}).status_code == 401
 
 
+@pytest.mark.parametrize("target, location", [
+    ("/admin/?status=new", "/admin/?status=new"),
+    ("/admin%0d%0aX-Evil:%201", "/admin/"),  # a line break would split the header: was a 500
+    ("/admin/%5c%5cevil.example", "/admin/"),
+    ("//evil.example/admin", "/admin/"),
+    ("/administrator", "/admin/"),
+])
+def test_after_login_only_an_admin_path_is_followed(sqlite_app, target, location):
+    web = sqlite_app.test_client()
+    token = csrf_token(web)
+    response = on_site(web, "POST", f"/admin/login?next={target}",
+                       data={"csrf_token": token, "password": PASSWORD})
+    assert response.status_code == 302 and response.headers["Location"] == location
+
+
 def test_a_new_password_ends_every_session_on_every_host(hosts):
     first = hosts()
     web = first.test_client()

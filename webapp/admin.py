@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import hmac
 import math
+import re
 import secrets
 import time
 from functools import wraps
@@ -173,8 +174,7 @@ def login():
         attempt_judged(right)
         if right:
             start_session()
-            target = request.args.get("next", "")
-            return redirect(target if target.startswith("/admin") else url_for("admin.feedback_list"))
+            return redirect(_admin_path(request.args.get("next", "")))
         flash("That password is not right." if enabled else
               "The admin pages are switched off: set NOTHOTDOG_ADMIN_PASSWORD to use them.")
         return render_template("admin/login.html", enabled=enabled), 401
@@ -226,5 +226,15 @@ def decide(entry_id: int):
     entry.status = status
     db.session.commit()
     flash(f"Feedback {entry.id} marked {status}.")
-    back = request.form.get("back", "")
-    return redirect(back if back.startswith("/admin") else url_for("admin.feedback_list"))
+    return redirect(_admin_path(request.form.get("back", "")))
+
+
+def _admin_path(target: str) -> str:
+    """`target` if it is a path of the admin pages (printable, no backslash: a CR LF
+    would split the Location header), else the feedback list."""
+    if _ADMIN_PATH.fullmatch(target):
+        return target
+    return url_for("admin.feedback_list")
+
+
+_ADMIN_PATH = re.compile(r"/admin(/[\x21-\x5b\x5d-\x7e]*)?")
