@@ -213,6 +213,15 @@ def test_feedback_past_the_limit_is_429_never_5xx(web):
     assert limited.get_json()["error"]["code"] == "too_many_requests"
 
 
+def test_the_api_and_the_form_share_one_feedback_limit(web):
+    """Counted per route, a client had twice the configured rate."""
+    form = {"token": "x", "csrf_token": csrf_token(web)}
+    codes = [web.post("/api/v1/feedback", json={"token": "x", "correct": True}).status_code
+             if n % 2 else on_site(web, "POST", "/feedback", data=form).status_code
+             for n in range(6)]
+    assert codes[:5] == [400] * 5 and codes[5] == 429
+
+
 def test_ipv6_clients_count_by_their_64_network(web):
     """An IPv6 client may use any address of the /64 its provider gives it: a limit
     counted per address would be 2^64 limits. IPv4 counts per address, mapped or not."""

@@ -120,6 +120,12 @@ def test_classes_that_differ_only_in_case_are_refused(web):
     assert response.status_code == 422 and "differ only in case" in response.get_json()["error"]["message"]
 
 
+def test_the_pages_json_routes_answer_errors_in_json_to_any_client(web):
+    response = web.post("/make/classify", data={})  # no Accept header
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "bad_token"
+    assert "text/html" in web.get("/make").content_type
+
+
 def test_a_forged_token_is_refused(web):
     made = trained(web)
     forged = made["token"][:-4] + ("AAAA" if not made["token"].endswith("AAAA") else "BBBB")

@@ -40,8 +40,9 @@ _HTTP_MESSAGES = {
 
 
 def wants_json() -> bool:
-    """API paths always answer JSON; elsewhere, whoever prefers JSON over HTML gets it."""
-    if request.path.startswith("/api/"):
+    """API paths (and the Make a model page's, which its script calls) always answer
+    JSON; elsewhere, whoever prefers JSON over HTML gets it."""
+    if request.path.startswith(("/api/", "/make/")):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"

@@ -35,7 +35,7 @@ def feedback_limit() -> str:
 
 
 @api.post("/feedback")
-@limiter.limit(feedback_limit)
+@limiter.shared_limit(feedback_limit, scope="feedback")
 def feedback_api():
     """Tell us whether an answer was right.
     ---
@@ -69,7 +69,7 @@ def feedback_api():
 
 
 @page.post("/feedback")
-@limiter.limit(feedback_limit)
+@limiter.shared_limit(feedback_limit, scope="feedback")
 def feedback_form():
     """The no-JavaScript path: the result page's form, answered with a thank-you page."""
     consent = request.form.get("consent") == "on"
