@@ -90,6 +90,8 @@ class Config:
     #: its next try, doubled at each further failure up to the maximum (webapp.admin).
     ADMIN_LOGIN_BACKOFF_SECONDS = 1
     ADMIN_LOGIN_BACKOFF_MAX_SECONDS = 60
+    #: Seconds a worker reuses its /readyz answer (each check runs every model).
+    READY_CHECK_SECONDS = float(os.environ.get("NOTHOTDOG_READY_CHECK_SECONDS", "1"))
     #: Reverse proxies in front of the app (0: none). Each adds an X-Forwarded-For entry;
     #: trusting exactly that many makes rate limits count real clients, not the proxy.
     TRUSTED_PROXIES = _int("NOTHOTDOG_TRUSTED_PROXIES", 0)
