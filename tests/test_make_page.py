@@ -4,8 +4,10 @@ logged-in admin keeps one as a served model."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import re
+import time
 
 import numpy as np
 import pytest
@@ -118,6 +120,22 @@ def test_classes_that_differ_only_in_case_are_refused(web):
     response = web.post("/make/train", headers=JSON,
                         data={**photos_by_class({"red": 6, "blue": 6}), "class": ["Red", "red"]})
     assert response.status_code == 422 and "differ only in case" in response.get_json()["error"]["message"]
+
+
+def test_one_model_is_trained_at_a_time_on_a_host(web, app, monkeypatch):
+    """However many visitors make models, training takes at most one core: a request
+    waits for its turn, and past the wait gets a 503 to retry."""
+    monkeypatch.setitem(app.config, "MADE_MODEL_WAIT_SECONDS", 0.3)
+    with open(f"{app.instance_path}/making-a-model.lock", "a") as held:  # another worker is training
+        fcntl.flock(held, fcntl.LOCK_EX)
+        started = time.monotonic()
+        busy = web.post("/make/train", headers=JSON, data=photos_by_class({"red": 6, "blue": 6}))
+        waited = time.monotonic() - started
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert busy.status_code == 503 and busy.get_json()["error"]["code"] == "busy"
+    assert "Retry-After" in busy.headers and waited >= 0.3
+    assert web.post("/make/train", headers=JSON,
+                    data=photos_by_class({"red": 6, "blue": 6})).status_code == 200
 
 
 def test_the_pages_json_routes_answer_errors_in_json_to_any_client(web):

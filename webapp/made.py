@@ -13,6 +13,10 @@ lets the registry look for models made or removed in the folder (`ModelRegistry.
 
 from __future__ import annotations
 
+import fcntl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -121,7 +125,7 @@ def make_model():
         415: {description: "`unsupported_media_type`: a photo in the archive is not an image in an accepted format (its name starts the message)", content: {application/json: {schema: Error}}}
         422: {description: "`bad_archive`: not a readable zip, fewer than 2 classes, too few or too many photos, a photo outside a class folder, an encrypted or damaged member; or a photo that cannot be decoded (`corrupt_image`, `image_too_large`, `decoding_too_costly`: its name starts the message)", content: {application/json: {schema: Error}}}
         429: {description: Too many wrong passwords from this address, content: {application/json: {schema: Error}}}
-        503: {description: "`no_base_model`: the model whose network made models run on (imagenet, NOTHOTDOG_MADE_MODELS_BASE) is not served here", content: {application/json: {schema: Error}}}
+        503: {description: "`no_base_model`: the model whose network made models run on (imagenet, NOTHOTDOG_MADE_MODELS_BASE) is not served here; `busy`: another model is being made on this host (one at a time), retry after Retry-After seconds", content: {application/json: {schema: Error}}}
     """
     made_by = _made_by()
     name, title = request.form.get("name", ""), request.form.get("title", "")
@@ -142,12 +146,13 @@ def make_model():
     except ArchiveError as exc:
         raise RequestError(422, "bad_archive", str(exc)) from None
     try:
-        card = made_models.make(
-            Path(current_app.config["MODELS_DIR"]), base_model(),
-            name=name, title=title, description=request.form.get("description", ""),
-            photos=photos, made_by=made_by,
-            budget=DecodeBudget(current_app.config["MADE_MODEL_DECODE_WORK"], sent=len(archive)),
-            extras=extra_models())
+        with training_slot():
+            card = made_models.make(
+                Path(current_app.config["MODELS_DIR"]), base_model(),
+                name=name, title=title, description=request.form.get("description", ""),
+                photos=photos, made_by=made_by,
+                budget=DecodeBudget(current_app.config["MADE_MODEL_DECODE_WORK"], sent=len(archive)),
+                extras=extra_models())
     except made_models.NameTaken:
         raise _name_taken(name) from None
     reg.refresh(every=0)  # this worker serves it from the next request on
@@ -186,6 +191,35 @@ def remove_model(name: str):
     registry().refresh(every=0)
     current_app.logger.info("model %s removed by %s", name, made_by)
     return "", 204
+
+
+@contextmanager
+def training_slot() -> Iterator[None]:
+    """Held while a model is trained: one at a time on this host, whichever worker or
+    thread asks (a lock file in the instance folder), so however many visitors make
+    models, training takes at most one core and leaves the others to answering
+    photos. A request waits up to MADE_MODEL_WAIT_SECONDS for it (about one training),
+    then gets a 503 to retry."""
+    deadline = time.monotonic() + current_app.config["MADE_MODEL_WAIT_SECONDS"]
+    with open(Path(current_app.instance_path) / "making-a-model.lock", "a") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RequestError(503, "busy", "Other models are being made on this server "
+                                       "right now: try again in a few seconds.",
+                                       {"Retry-After": "5"}) from None
+                time.sleep(TRAINING_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+#: How often a request waiting for the training slot looks again.
+TRAINING_POLL_SECONDS = 0.05
 
 
 def base_model() -> Model:

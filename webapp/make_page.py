@@ -37,7 +37,7 @@ from webapp import admin
 from webapp.classify import decode_budget, registry
 from webapp.errors import RequestError
 from webapp.feedback import limiter
-from webapp.made import ARCHIVE_FIELD, base_model, extra_models, summary
+from webapp.made import ARCHIVE_FIELD, base_model, extra_models, summary, training_slot
 from webapp.uploads import display_name, uploads_from_request
 
 bp = Blueprint("make_page", __name__, url_prefix="/make")
@@ -67,7 +67,8 @@ def train():
     except (ValueError, ArchiveError) as exc:
         raise RequestError(422, "bad_archive", str(exc)) from None
     base = base_model()
-    trained = made_models.train(base, photos, budget, extra_models())
+    with training_slot():
+        trained = made_models.train(base, photos, budget, extra_models())
     return jsonify(token=_signer().dumps(_as_fields(title, base, trained)), title=title,
                    classes=trained.classes, photos=trained.per_class,
                    estimate={"accuracy": trained.estimate.accuracy, "folds": trained.estimate.folds,
