@@ -55,6 +55,12 @@ JPEG_WORK_PER_SCAN_MEGAPIXEL = 0.04
 #: measured on palettes.
 MODE_WORK = {"RGBA": 2.0, "RGBa": 2.0, "PA": 2.0, "LA": 1.0, "La": 1.0, "P": 0.8,
              "I;16": 0.7, "I;16B": 0.7, "I;16L": 0.7, "L": 0.35, "1": 0.1}
+#: GIFs and animated WebPs are decoded onto a canvas of their whole size and turned into
+#: RGBA, whatever their first frame covers: a 68-byte GIF declaring a 5900 x 5900 screen
+#: held 303 MB, a 138-byte WebP declaring a 5400 x 5400 canvas 486 MB. They are weighed
+#: as RGBA (for their memory as much as their time), so that a small file cannot
+#: declare such a canvas.
+CANVAS_WORK = MODE_WORK["RGBA"]
 #: Decoding work one request may spend (one file, where nothing groups files): about
 #: 4 s on a 2-core AMD EPYC of 2026. 16 phone JPEGs of 12 MP cost 19, one 40 MP PNG 40,
 #: one 12 MP HEIC 48; a request beyond it gets `decoding_too_costly`.
@@ -117,8 +123,8 @@ def decode_work(image: Image.Image, data: bytes) -> float:
         # Pillow decodes run-length BMPs in Python: 4 KB of them took 5 s.
         raise UnsupportedImage("Compressed (run-length) BMP files are not accepted: send the "
                                "photo as a PNG or JPEG.")
-    if image.format == "GIF":
-        return megapixels * DECODE_WORK_PER_MEGAPIXEL["GIF"]
+    if image.format == "GIF" or (image.format == "WEBP" and getattr(image, "is_animated", False)):
+        return megapixels * DECODE_WORK_PER_MEGAPIXEL[image.format] * CANVAS_WORK
     if image.format not in JPEG_FORMATS:
         return (megapixels * DECODE_WORK_PER_MEGAPIXEL.get(image.format, 1.0)
                 * MODE_WORK.get(image.mode, 1.0))

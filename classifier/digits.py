@@ -18,6 +18,9 @@ from classifier.intake import ImageError, decode_image
 
 SIZE = 28          # MNIST's frame
 BOX = 20           # the box MNIST fits each digit's bounding box into
+#: Longest side of a picture read as a digit: the drawing canvas is 280 px, and a photo
+#: of a digit needs no more than this to keep its strokes.
+MAX_SIDE = 1024
 #: Below this contrast between ink and paper (0-255), the picture holds no digit.
 MIN_CONTRAST = 40
 #: Ink is what differs from the paper by more than this share of the contrast:
@@ -33,6 +36,9 @@ class NoDigit(ImageError):
 def load_digit(data: bytes, *, max_pixels: int, budget: DecodeBudget | None = None) -> np.ndarray:
     """Untrusted bytes -> uint8 array (28, 28, 1), light digit on black."""
     image = decode_image(data, max_pixels=max_pixels, draft_size=(4 * SIZE, 4 * SIZE), budget=budget)
+    # A strip (223 x 50,000) is too thin for the decoder's reduction by whole factors:
+    # shrunk here, keeping its shape, before the float copies below (they held 309 MB).
+    image.thumbnail((MAX_SIDE, MAX_SIDE))
     return mnist_form(np.asarray(image.convert("L"), dtype=np.float32))
 
 

@@ -264,3 +264,20 @@ def heic_claiming_another_size(side: int = 64) -> bytes:
     at = data.find(b"ispe")
     struct.pack_into(">II", data, at + 8, 16, 16)
     return bytes(data)
+
+
+def gif_declaring_a_screen(width: int, height: int) -> bytes:
+    """A 16 x 16 GIF whose header declares a `width` x `height` screen: tens of bytes."""
+    data = bytearray(encode(Image.new("P", (16, 16), 1), "GIF"))
+    struct.pack_into("<HH", data, 6, width, height)
+    return bytes(data)
+
+
+def animated_webp_declaring_a_canvas(width: int, height: int) -> bytes:
+    """An animated WebP of two 16 x 16 frames on a declared `width` x `height` canvas."""
+    frames = [Image.new("RGB", (16, 16), (40 * i, 0, 0)) for i in range(2)]
+    data = bytearray(encode(frames[0], "WEBP", save_all=True, append_images=frames[1:], lossless=True))
+    at = data.find(b"VP8X")
+    data[at + 12:at + 15] = (width - 1).to_bytes(3, "little")
+    data[at + 15:at + 18] = (height - 1).to_bytes(3, "little")
+    return bytes(data)
