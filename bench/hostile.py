@@ -3,7 +3,9 @@
 Every file is built here to cost a worker seconds of CPU or gigabytes of memory if
 decoded naively (a JPEG repeating one scan, a 35 MP 16-bit PNG in 200 KB, a 36 MP
 1-bit PNG in 16 KB, millions of empty PNG chunks or JPEG segments, huge smooth
-pictures in a few hundred KB, ...), next to legitimate photos at the documented
+pictures in a few hundred KB, EXIF and TIFF directories of countless entries, tiny
+files declaring huge canvases, ...) and forms built to cost memory (20 MB URL-encoded
+or JSON bodies, multipart bodies of near boundaries), next to legitimate photos at the documented
 limits. For each: the answer, its wall time, and the worker's peak memory (VmHWM) and
 resident memory after it. The baseline is a
 12 MP phone JPEG sent to the same worker in the same run.
@@ -66,9 +68,42 @@ def cases() -> list[tuple[str, str, list[bytes]]]:
         ("smooth 40 MP PNG with alpha", "hotdog", [images.smooth_png(7300, 5475, "RGBA")]),
         ("5 x smooth 40 MP PNG with alpha", "hotdog", [images.smooth_png(7300, 5475, "RGBA")] * 5),
         ("16 x smooth 12 MP PNG", "hotdog", [images.smooth_png(4000, 3000)] * 16),
+        ("JPEG with an oddly typed EXIF tag, orientation 6", "hotdog", [images.jpeg_with_odd_exif()]),
+        ("PNG whose EXIF holds 65,000 entries", "hotdog", [images.exif_flood(65_000)]),
+        ("TIFF whose directory holds 65,000 entries", "hotdog", [images.tiff_directory_flood(65_000)]),
+        ("run-length BMP of 50,000 x 800", "hotdog", [images.rle_bmp(50_000, 800)]),
+        ("MPO: the scan bomb with a multi-picture segment", "hotdog", [images.mpo_scan_bomb()]),
+        ("GIF declaring a 5900 x 5900 screen", "hotdog", [images.gif_declaring_a_screen(5900, 5900)]),
+        ("animated WebP declaring a 5400 x 5400 canvas", "hotdog",
+         [images.animated_webp_declaring_a_canvas(5400, 5400)]),
+        ("40 MP 16-bit grey PNG", "hotdog", [images.png_16bit_grey(6300, 6300)]),
         ("legitimate: 12 MP HEIC", "hotdog", [big_photo(4000, 3000, "HEIF", quality=80)]),
         ("legitimate: 6 x 12 MP JPEG in one request (18 MB)", "hotdog", [phone] * 6),
     ]
+
+
+def body_cases() -> list[tuple[str, str, str, bytes]]:
+    """(name, path, content type, body): forms and JSON built to cost memory or time."""
+    near = b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
+    return [
+        ("20 MB URL-encoded field of %41", "/admin/login", "application/x-www-form-urlencoded",
+         b"token=" + b"%41" * 6_900_000),
+        ("20 MB of empty URL-encoded fields", "/feedback", "application/x-www-form-urlencoded",
+         b"a=&" * 6_900_000),
+        ("18 MB JSON of [{},{},...]", "/api/v1/feedback", "application/json",
+         b"[" + b"{}," * 6_000_000 + b"{}]"),
+        ("21 MB multipart of near boundaries", "/api/v1/classify", "multipart/form-data; boundary=b",
+         near + b"\r\n--b-" * 3_495_000 + b"\r\n--b--\r\n"),
+    ]
+
+
+def send_body(base: str, path: str, content_type: str, body: bytes) -> tuple[int, str, float]:
+    started = time.perf_counter()
+    response = requests.post(base + path, data=body, timeout=120,
+                             headers={"Content-Type": content_type, "Accept": "application/json"})
+    elapsed = time.perf_counter() - started
+    code = response.json().get("error", {}).get("code", "") if response.status_code != 200 else ""
+    return response.status_code, code, elapsed
 
 
 def send(base: str, model: str, photos: list[bytes]) -> tuple[int, str, float]:
@@ -90,9 +125,13 @@ def against_a_worker() -> dict:
         for model in ("all", "digits"):  # every network has run once: later growth is decoding's
             send(server.base, model, [images.jpeg()])
         baseline = statistics.median(send(server.base, "hotdog", [phone])[2] for _ in range(REPEATS))
-        for name, model, photos in cases():
-            status, code, seconds = send(server.base, model, photos)
-            rows.append({"case": name, "bytes": sum(map(len, photos)), "status": status, "code": code,
+        requests_ = [(name, sum(map(len, photos)), lambda model=model, photos=photos:
+                      send(server.base, model, photos)) for name, model, photos in cases()]
+        requests_ += [(name, len(body), lambda path=path, kind=kind, body=body:
+                       send_body(server.base, path, kind, body)) for name, path, kind, body in body_cases()]
+        for name, size, request in requests_:
+            status, code, seconds = request()
+            rows.append({"case": name, "bytes": size, "status": status, "code": code,
                          "seconds": round(seconds, 3), "x_baseline": round(seconds / baseline, 1),
                          "peak_mb": round(peak_rss_mb(worker.pid)),
                          "rss_after_mb": round(worker.memory_info().rss / 2**20)})
