@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from classifier.batch.sources import ItemError, read_zip_member
 from classifier.intake import IMAGE_SUFFIXES
-from classifier.zip_directory import open_zip
+from classifier.zip_directory import TooManyEntries, open_zip
 
 #: Fewest photos of a class: under it, neither the head nor its estimate mean much.
 MIN_PER_CLASS = 5
@@ -58,6 +58,9 @@ def class_photos(data: bytes, *, max_file_bytes: int) -> dict[str, list[Photo]]:
     try:
         archive = open_zip(io.BytesIO(data), max_entries=MAX_ENTRIES)
         infos = archive.infolist()
+    except TooManyEntries:
+        raise ArchiveError(f"The archive holds more than {MAX_ENTRIES:,} files and folders: a model "
+                           f"takes at most {MAX_PHOTOS} photos.") from None
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ArchiveError(f"This is not a readable .zip archive ({exc}).") from None
     photos = [info for info in infos if _is_photo(info)]

@@ -11,7 +11,6 @@ entries than its caller takes, is refused as a damaged one (`zipfile.BadZipFile`
 
 from __future__ import annotations
 
-import io
 import os
 import struct
 import zipfile
@@ -19,11 +18,8 @@ from typing import BinaryIO
 
 #: Most bytes of one entry's extra field.
 MAX_EXTRA_BYTES = 1024
-_END = b"PK\x05\x06"
-_END64_LOCATOR = b"PK\x06\x07"
 _ENTRY = b"PK\x01\x02"
-_END_SIZE, _LOCATOR_SIZE, _ENTRY_SIZE = 22, 20, 46
-_LONGEST_COMMENT = 0xFFFF
+_ENTRY_SIZE = 46
 
 
 def open_zip(file: str | os.PathLike | BinaryIO, *, max_entries: int | None = None) -> zipfile.ZipFile:
@@ -39,42 +35,45 @@ def open_zip(file: str | os.PathLike | BinaryIO, *, max_entries: int | None = No
 
 def check_directory(handle: BinaryIO, max_entries: int | None = None) -> None:
     """Raises `zipfile.BadZipFile` for an entry with an extra field over
-    MAX_EXTRA_BYTES or for more than `max_entries` entries. A directory that cannot be
-    found or walked is left to zipfile, which says what is wrong with it."""
-    directory = _central_directory(handle)
+    MAX_EXTRA_BYTES, for more than `max_entries` entries, or for a directory that
+    cannot be walked to its end. The directory is the one zipfile will read: found by
+    zipfile's own end-record search, and placed as zipfile places it (data may be
+    prepended to an archive), so that no layout zipfile accepts escapes the walk."""
+    start, length = _central_directory(handle)
+    handle.seek(start)
+    directory = handle.read(length)
     position = entries = 0
-    while directory.startswith(_ENTRY, position) and position + _ENTRY_SIZE <= len(directory):
+    while position < length:  # as zipfile walks it
+        if not directory.startswith(_ENTRY, position) or position + _ENTRY_SIZE > len(directory):
+            raise zipfile.BadZipFile("the central directory is damaged")
         name, extra, comment = struct.unpack_from("<HHH", directory, position + 28)
         if extra > MAX_EXTRA_BYTES:
             raise zipfile.BadZipFile(f"an entry carries {extra:,} bytes of extra fields (zip tools "
                                      f"write a few dozen; at most {MAX_EXTRA_BYTES:,} are read)")
         entries += 1
         if max_entries is not None and entries > max_entries:
-            raise zipfile.BadZipFile(f"more than {max_entries:,} entries")
+            raise TooManyEntries(f"more than {max_entries:,} files and folders")
         position += _ENTRY_SIZE + name + extra + comment
 
 
-def _central_directory(handle: BinaryIO) -> bytes:
-    """The central directory's bytes, found as zipfile finds it (b"" if it cannot be)."""
-    size = handle.seek(0, io.SEEK_END)
-    tail_start = max(0, size - _END_SIZE - _LONGEST_COMMENT)
-    handle.seek(tail_start)
-    tail = handle.read()
-    at = tail.rfind(_END)
-    if at < 0 or at + _END_SIZE > len(tail):
-        return b""
-    end = tail_start + at
-    length = struct.unpack_from("<I", tail, at + 12)[0]
-    if at >= _LOCATOR_SIZE and tail.startswith(_END64_LOCATOR, at - _LOCATOR_SIZE):
-        end64 = struct.unpack_from("<Q", tail, at - _LOCATOR_SIZE + 8)[0]
-        handle.seek(end64)
-        record = handle.read(56)
-        if len(record) < 56:
-            return b""
-        length = struct.unpack_from("<Q", record, 40)[0]
-        end = end64
-    start = end - length  # where it is, whatever the recorded offset (data prepended)
-    if start < 0 or length > size:
-        return b""
-    handle.seek(start)
-    return handle.read(length)
+class TooManyEntries(zipfile.BadZipFile):
+    """A readable archive holding more entries than its reader takes."""
+
+
+def _central_directory(handle: BinaryIO) -> tuple[int, int]:
+    """(offset, length) of the central directory, found as `zipfile.ZipFile` finds it
+    (its own end-record reader, the same arithmetic): any other search can be led to
+    another place than the one zipfile then parses."""
+    try:
+        end = zipfile._EndRecData(handle)
+    except OSError:
+        end = None
+    if not end:
+        raise zipfile.BadZipFile("File is not a zip file")
+    length = end[zipfile._ECD_SIZE]
+    start = end[zipfile._ECD_LOCATION] - length  # where it is, data prepended or not
+    if end[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64:
+        start -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator
+    if start < 0:
+        raise zipfile.BadZipFile("Bad offset for central directory")
+    return start, length

@@ -409,18 +409,25 @@ def test_a_photo_named_twice_in_the_archive_is_refused():
         photo_archive.class_photos(buffer.getvalue(), max_file_bytes=10**6)
 
 
-def test_an_archive_whose_entries_carry_huge_extra_fields_is_refused_unparsed():
+@pytest.mark.parametrize("layout", ["plain", "end record's offset field disguised", "data prepended"])
+def test_an_archive_whose_entries_carry_huge_extra_fields_is_refused_unparsed(layout):
     """Python 3.11.7's zipfile decodes extra fields in quadratic time: 20 MB of entries
-    with 65 KB of empty records each took about 5 s before any check could run."""
+    with 65 KB of empty records each took about 5 s before any check could run. The
+    directory checked must be the one zipfile reads, however the archive is laid out."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zipped:
         for i in range(10):
             info = zipfile.ZipInfo(f"a/{i}.jpg")
             info.extra = b"\x99\x99\x00\x00" * 16_000  # empty records of an unknown kind
             zipped.writestr(info, b"x")
+    data = bytearray(buffer.getvalue())
+    if layout == "end record's offset field disguised":  # zipfile ignores it; a search may not
+        data[-6:-2] = b"PK\x05\x06"
+    elif layout == "data prepended":  # a self-extracting archive: zipfile finds it all the same
+        data = bytearray(b"MZ" + bytes(5000)) + data
     with pytest.raises(photo_archive.ArchiveError, match="bytes of extra fields"):
-        photo_archive.class_photos(buffer.getvalue(), max_file_bytes=10**6)
-    with pytest.raises(photo_archive.ArchiveError, match="more than 1,000 entries"):
+        photo_archive.class_photos(bytes(data), max_file_bytes=10**6)
+    with pytest.raises(photo_archive.ArchiveError, match="more than 1,000 files and folders"):
         photo_archive.class_photos(archive({"a": 5, "b": 5}, extra={
             f"b/{i}.txt": b"" for i in range(1_000)}), max_file_bytes=10**6)
 
