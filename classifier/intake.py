@@ -206,6 +206,7 @@ def _reduced_in_bands(image: Image.Image, factor: int) -> Image.Image:
     for top in range(0, height, band):
         part = image.crop((0, top, width, min(top + band, height))).convert("I").reduce(factor)
         reduced.paste(part, (0, top // factor))
+    reduced.info = image.info  # its EXIF orientation, read after reduction
     return reduced
 
 

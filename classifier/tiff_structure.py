@@ -20,7 +20,9 @@ ORIENTATION_TAG = 0x0112
 MAX_DIRECTORY_ENTRIES = 1_000
 #: EXIF blocks begin with this in JPEG APP1 segments (and sometimes elsewhere).
 EXIF_PREFIX = b"Exif\x00\x00"
-_SHORT = 3
+#: How an orientation value is stored, by its entry's type: SHORT as the standard has
+#: it, LONG as some writers do (Pillow honoured both).
+_VALUE_FORMATS = {3: "H", 4: "I"}
 
 
 def _layout(block: bytes) -> tuple[str, bool] | None:
@@ -73,7 +75,8 @@ def exif_orientation(block: bytes) -> int:
         try:
             tag, kind = struct.unpack_from(order + "HH", block, entry)
             if tag == ORIENTATION_TAG:
-                value = struct.unpack_from(order + "H", block, entry + value_at)[0] if kind == _SHORT else 1
+                value = (struct.unpack_from(order + _VALUE_FORMATS[kind], block, entry + value_at)[0]
+                         if kind in _VALUE_FORMATS else 1)
                 return value if 1 <= value <= 8 else 1
         except struct.error:  # the directory runs past the block's end
             return 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 import pytest
@@ -67,6 +68,23 @@ def test_animation_uses_the_first_frame():
             Image.fromarray(images.photo_array(64, 48, seed=0)), fmt)), np.int16)
         assert animated.shape == first.shape
         assert np.abs(animated - expected).mean() < 8, fmt
+
+
+def test_a_large_16_bit_photo_reduced_before_turning_is_still_turned():
+    """Reduced in bands, a 16-bit photo must keep the EXIF block its turn is read from."""
+    stored = Image.fromarray((np.arange(2400 * 1200, dtype=np.uint32).reshape(1200, 2400) % 65536)
+                             .astype(np.uint16))  # 2400 wide, 1200 tall
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    decoded = decode_image(images.encode(stored, "PNG", exif=exif.tobytes()), draft_size=(190, 190))
+    assert decoded.size[1] > decoded.size[0]
+
+
+def test_an_orientation_stored_as_a_long_is_read():
+    entries = [(0x0112, 4, 1, struct.pack("<I", 6))]
+    block = b"Exif\x00\x00" + images.exif_directory(entries)
+    decoded = decode_image(images.encode(Image.fromarray(images.photo_array(64, 32)), "JPEG", exif=block))
+    assert decoded.size == (32, 64)
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "HEIF"])
