@@ -111,7 +111,7 @@ class Config:
     #: Longest side of a photo kept with consent (re-encoded: no EXIF survives).
     FEEDBACK_PHOTO_SIZE = 1024
     #: Shared photos awaiting review the database holds at most (each at most about
-    #: 1 MB, usually 100-300 KB): past it, feedback with a photo is refused (507) until
+    #: 1 MB, usually 100-300 KB): past it, feedback is kept without its photo until
     #: moderators review some or `flask feedback prune` deletes old ones. Clients are
     #: rate-limited, but many clients together must not fill the disk.
     FEEDBACK_PHOTOS_AWAITING_REVIEW = _int("NOTHOTDOG_FEEDBACK_PHOTO_LIMIT", 5000)

@@ -54,18 +54,18 @@ def feedback_api():
           multipart/form-data:
             schema: FeedbackRequest
       responses:
-        201: {description: Stored., content: {application/json: {schema: FeedbackStored}}}
+        201: {description: "Stored. With consent, `photo_stored` false and a `photo_note` say the photo was not kept (as many shared photos wait for review as the server keeps).", content: {application/json: {schema: FeedbackStored}}}
         400: {description: "Missing or invalid fields (`bad_request`, `bad_correction`, `missing_image`), a body that is not a JSON object or form, a token this service did not sign (`bad_token`), or a photo that is not the one answered (`wrong_photo`)", content: {application/json: {schema: Error}}}
         409: {description: "`token_used`: feedback with this token was already stored", content: {application/json: {schema: Error}}}
         410: {description: "`token_expired`: the answer is older than feedback is taken (24 hours by default)", content: {application/json: {schema: Error}}}
         429: {description: Too much feedback from this client, content: {application/json: {schema: Error}}}
-        507: {description: "`photo_store_full`: as many shared photos wait for review as the server keeps; the token is not spent, send the feedback without the photo", content: {application/json: {schema: Error}}}
     """
     fields = _api_fields()
     photo = request.files.get("image")
-    stored = record(fields, photo.read() if photo else None,
-                    consent=_boolean(fields.get("consent", False), "consent"))
-    return jsonify(id=stored.id, photo_stored=stored.has_photo), 201
+    stored, photo_note = record(fields, photo.read() if photo else None,
+                                consent=_boolean(fields.get("consent", False), "consent"))
+    return jsonify(id=stored.id, photo_stored=stored.has_photo,
+                   **({"photo_note": photo_note} if photo_note else {})), 201
 
 
 @page.post("/feedback")
@@ -75,8 +75,8 @@ def feedback_form():
     consent = request.form.get("consent") == "on"
     # The page holds the photo only as the preview it shows, which its token vouches for.
     photo = data_uri_bytes(request.form.get("preview", "")) if consent else None
-    stored = record(request.form, photo, consent=consent)
-    return render_template("thanks.html", feedback=stored), 201
+    stored, photo_note = record(request.form, photo, consent=consent)
+    return render_template("thanks.html", feedback=stored, photo_note=photo_note), 201
 
 
 def _api_fields():
@@ -99,17 +99,17 @@ def _api_fields():
     return fields
 
 
-def record(fields, photo: bytes | None, *, consent: bool) -> Feedback:
+def record(fields, photo: bytes | None, *, consent: bool) -> tuple[Feedback, str | None]:
     """Check the fields against the signed answer and store them; the photo only with
     consent, and only if it is the photo that was answered (or the preview of it the
-    result page showed). A token's second use is refused by the database (409)."""
+    result page showed). A token's second use is refused by the database (409).
+    Returns the entry, and why a photo shared with consent was not kept (or None)."""
     answer = _signed_answer(fields.get("token"))
     correct = _boolean(fields.get("correct"), "correct")
     # A correction beside "right" contradicts it; the no-JS form may send one typed in vain.
     correction = None if correct else _correction(fields.get("correction"), answer)
-    if consent:
-        _check_room_for_a_photo()
-    kept = _kept_photo(photo, answer) if consent else None
+    photo_note = PHOTO_STORE_FULL if consent and _photo_store_full() else None
+    kept = _kept_photo(photo, answer) if consent and not photo_note else None
     entry = Feedback(model_name=answer["model"], model_version=answer["version"],
                      verdict=answer["verdict"], scores=answer["scores"], correct=correct,
                      correction=correction, photo_sha256=answer["photo_sha256"],
@@ -117,7 +117,7 @@ def record(fields, photo: bytes | None, *, consent: bool) -> Feedback:
                      token_id=answer["token_id"])
     _store(entry)
     metrics.feedback_received(entry.model_name, correct)
-    return entry
+    return entry, photo_note
 
 
 def _signed_answer(token) -> dict:
@@ -143,9 +143,9 @@ def _correction(value, answer: dict) -> str:
     return value
 
 
-def _check_room_for_a_photo() -> None:
-    """Refuse a shared photo (before any work on it, and leaving its token unspent)
-    while FEEDBACK_PHOTOS_AWAITING_REVIEW photos wait for a moderator. Hosts storing
+def _photo_store_full() -> bool:
+    """Whether FEEDBACK_PHOTOS_AWAITING_REVIEW shared photos wait for a moderator: the
+    feedback is then kept without its photo (before any work on it). Hosts storing
     photos at the same moment may each pass the count: it bounds the store, give or
     take the requests in flight."""
     try:
@@ -153,10 +153,11 @@ def _check_room_for_a_photo() -> None:
             Feedback.has_photo, Feedback.status == "new"))
     except SQLAlchemyError:
         raise _database_unavailable() from None
-    if waiting >= current_app.config["FEEDBACK_PHOTOS_AWAITING_REVIEW"]:
-        raise RequestError(507, "photo_store_full", "We hold as many shared photos as we can "
-                           "review for now: send your feedback without the photo, or share it "
-                           "again in a few days.")
+    return waiting >= current_app.config["FEEDBACK_PHOTOS_AWAITING_REVIEW"]
+
+
+PHOTO_STORE_FULL = ("Your photo itself was not kept: we hold as many shared photos as we can "
+                    "review for now.")
 
 
 def _kept_photo(photo: bytes | None, answer: dict) -> bytes:

@@ -78,7 +78,8 @@ SCHEMAS = {
     },
     "FeedbackStored": {
         "type": "object", "properties": {"id": {"type": "integer"},
-                                         "photo_stored": {"type": "boolean"}},
+                                         "photo_stored": {"type": "boolean"},
+                                         "photo_note": {"type": "string"}},
     },
     "Result": {"allOf": [
         {"$ref": "#/components/schemas/Answer"},

@@ -48,10 +48,11 @@ export function feedbackForms({ api, modelInfo }) {
       const shared = tick.checked;
       try {
         // The server checks that a shared photo is the one it answered: the bytes it saw.
-        await api.feedback({ token: answer.feedback_token, correct, correction,
-                             photo: shared ? plan : null });
-        box.replaceChildren(el("p", "mb-0 text-success",
-          "Thank you!" + (shared ? " Your photo helps train the next version." : "")));
+        const stored = await api.feedback({ token: answer.feedback_token, correct, correction,
+                                            photo: shared ? plan : null });
+        const photoWords = !shared ? "" : stored.photo_stored ? " Your photo helps train the next version."
+          : " " + (stored.photo_note || "Your photo itself was not kept.");
+        box.replaceChildren(el("p", "mb-0 text-success", "Thank you!" + photoWords));
       } catch (problem) {
         if (problem.code === UNREACHABLE) {
           // The buttons stay: the person can send it again.
