@@ -328,6 +328,9 @@ def test_a_glob_does_not_follow_links_to_folders(tmp_path):
     items = list(expand([f"{folder}/**/*.jpg"]))
     assert time.monotonic() - started < 5
     assert [item.path for item in items] == [f"{folder}/b.jpg", f"{folder}/deep/a.jpg"]
+    # As glob.glob read them: `**` inside a name is `*`, and a pattern may name hidden files.
+    assert [item.path for item in expand([f"{folder}/**.jpg"])] == [f"{folder}/b.jpg"]
+    assert [item.path for item in expand([f"{folder}/.h*.jpg"])] == [f"{folder}/.hidden.jpg"]
 
 
 @pytest.mark.parametrize("suffix", [".tar", ".tar.gz", ".tar.xz"])

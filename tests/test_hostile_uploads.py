@@ -315,7 +315,8 @@ def test_a_multipart_body_of_near_boundaries_is_refused_before_it_is_split(clien
     head = b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
     response = client.post("/api/v1/classify", data=head + b"\r\n--b-" * 3_495_000 + b"\r\n--b--\r\n",
                            content_type="multipart/form-data; boundary=b")
-    assert response.status_code == 400 and error_code(response) == "too_many_files"
+    assert response.status_code == 400 and error_code(response) == "bad_request"
+    assert "begin like its boundary" in response.get_json()["error"]["message"]
 
 
 # -- metrics --------------------------------------------------------------------------

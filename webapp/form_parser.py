@@ -79,7 +79,9 @@ class WholeBodyFormParser(FormDataParser):
         body = stream.read() if content_length is None else read_body(stream, content_length)
         if self.max_form_parts is not None and body.count(
                 b"\r\n--" + boundary.encode("latin-1")[:1]) > NEAR_BOUNDARIES_PER_PART * self.max_form_parts:
-            raise RequestEntityTooLarge()
+            raise RequestError(400, "bad_request", "This multipart body holds thousands of lines "
+                               "that begin like its boundary: no browser or HTTP library sends that. "
+                               "Send the form again with a boundary that does not occur in its parts.")
         body = without_preamble(body, boundary)
         try:
             parts = split_parts(body, boundary, self.max_form_parts)

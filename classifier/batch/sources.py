@@ -115,8 +115,16 @@ def _glob(pattern: str) -> list[Path]:
     parts = Path(pattern).parts
     fixed = next(index for index, part in enumerate(parts) if any(ch in part for ch in "*?["))
     base = Path(*parts[:fixed]) if fixed else Path()
-    return sorted(match for match in base.glob(str(Path(*parts[fixed:])))
-                  if not any(part.startswith(".") for part in match.relative_to(base).parts))
+    # `**` inside a name ("photos/**.jpg") means `*` to glob.glob; pathlib refuses it.
+    rest = [re.sub(r"\*\*+", "*", part) if part != "**" else part for part in parts[fixed:]]
+    # Hidden files and folders are left out, as glob.glob does, unless the pattern names them.
+    hidden_asked = any(part.startswith(".") for part in rest)
+    try:
+        matches = list(base.glob(str(Path(*rest))))
+    except ValueError as exc:  # a pattern pathlib cannot read
+        raise SourceError(f"{pattern}: {exc}") from None
+    return sorted(match for match in matches if hidden_asked or not any(
+        part.startswith(".") for part in match.relative_to(base).parts))
 
 
 def _files(path: Path) -> Iterator[Item]:
