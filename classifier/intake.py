@@ -147,7 +147,7 @@ _TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
 def orientation(image: Image.Image) -> int:
     """The EXIF orientation of an opened photo (1, upright, when it has none): a TIFF's
     own tag (parsed when it was opened), else the Orientation entry of the EXIF block's
-    first directory, looked up in at most MAX_EXIF_ENTRIES entries."""
+    first directory, looked up in at most MAX_DIRECTORY_ENTRIES entries."""
     if image.format == "TIFF":
         value = image.tag_v2.get(ORIENTATION_TAG, 1)
         return value if isinstance(value, int) else 1

@@ -15,6 +15,7 @@ import io
 import posixpath
 import unicodedata
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 
 from classifier.batch.sources import ItemError, read_zip_member
@@ -64,9 +65,9 @@ def class_photos(data: bytes, *, max_file_bytes: int) -> dict[str, list[Photo]]:
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ArchiveError(f"This is not a readable .zip archive ({exc}).") from None
     photos = [info for info in infos if _is_photo(info)]
-    names = [info.filename for info in photos]
-    if len(set(names)) != len(names):
-        twice = next(name for name in names if names.count(name) > 1)
+    twice = next((name for name, count in Counter(info.filename for info in photos).items()
+                  if count > 1), None)
+    if twice is not None:
         raise ArchiveError(f"The archive holds {twice} more than once: each photo counts once.")
     by_class = _by_class(photos)
     check_counts(by_class)

@@ -141,7 +141,7 @@ def readyz():
     # a run costs 30-45 ms of CPU, so it runs at most once per READY_CHECK_SECONDS (a
     # load balancer checks about once a second).
     checked_at, answer = current_app.extensions.get(READY_CHECK, (-float("inf"), None))
-    if answer is None or time.monotonic() - checked_at >= current_app.config["READY_CHECK_SECONDS"]:
+    if time.monotonic() - checked_at >= current_app.config["READY_CHECK_SECONDS"]:
         answer = _check_every_model()
         current_app.extensions[READY_CHECK] = time.monotonic(), answer
     body, status = answer

@@ -68,8 +68,8 @@ class Config:
     MADE_MODEL_DECODE_WORK = _int("NOTHOTDOG_MADE_MODEL_DECODE_WORK", 300)
     #: Models a visitor may train on the Make a model page (Flask-Limiter syntax).
     MADE_MODEL_RATE_LIMIT = os.environ.get("NOTHOTDOG_MADE_MODEL_LIMIT", "4 per minute;60 per day")
-    #: A host trains one model at a time; a request waits this long for its turn (the
-    #: largest model takes 4-6 s on 2 cores), then gets a 503 to retry.
+    #: A host trains one model at a time; a request waits this long for its turn (120
+    #: small photos took 3.6 s on a 2-core AMD EPYC), then gets a 503 to retry.
     MADE_MODEL_WAIT_SECONDS = 8.0
     #: How long a visitor's model (a signed token their browser keeps) can be tried and kept.
     MADE_HEAD_TOKEN_HOURS = _int("NOTHOTDOG_MADE_HEAD_TOKEN_HOURS", 24)

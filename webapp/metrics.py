@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -151,10 +152,9 @@ def fold_dead_workers(folder: str) -> list[int]:
 
 
 def _file_pids(folder: str, kind: str) -> list[int]:
-    prefix, suffix = f"{kind}_", ".db"
-    return [int(name[len(prefix):-len(suffix)]) for name in os.listdir(folder)
-            if name.startswith(prefix) and name.endswith(suffix)
-            and name[len(prefix):-len(suffix)].isdigit()]
+    """The process ids of the `kind` files in `folder` (not the archive's)."""
+    named = (re.fullmatch(rf"{kind}_(\d+)\.db", name) for name in os.listdir(folder))
+    return [int(match[1]) for match in named if match]
 
 
 def _alive(pid: int) -> bool:
@@ -163,7 +163,7 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process of that number: alive
-        return True
+        pass
     return True
 
 
